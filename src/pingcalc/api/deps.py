@@ -1,0 +1,148 @@
+"""FastAPI dependencies: the service container and bearer-token authentication."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from pingcalc.api.problems import Problem
+from pingcalc.auth import TokenRecord
+from pingcalc.services import Services
+from pingcalc.settings import Scope
+
+
+def get_services(request: Request) -> Services:
+    """The services built by `create_app` for this application instance."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def client_ip(request: Request) -> str:
+    """The peer address (uvicorn applies X-Forwarded-For only from trusted proxies)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return ""
+    return value.strip()
+
+
+def _too_many(detail: str, retry_after: int, reason: str) -> Problem:
+    return Problem(
+        429,
+        detail,
+        kind="rate-limited",
+        headers={"Retry-After": str(retry_after)},
+        reason=reason,
+        retry_after=retry_after,
+    )
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[TokenRecord]]:
+    """A dependency that admits only a valid bearer token carrying `scope`."""
+
+    async def dependency(request: Request, services: ServicesDep) -> TokenRecord:
+        settings = services.settings
+        limiter = services.limiter
+        audit = services.audit
+        ip = client_ip(request)
+        request_id = request.scope.get("state", {}).get("request_id")
+        # Throttles before the token is even looked at, so guessing costs the guesser.
+        for rate, key, reason in (
+            (settings.rate_limit_per_ip, "ip", "ip_rate_limit"),
+            (settings.auth_failures_per_ip, "authfail", "auth_failure_limit"),
+        ):
+            decision = (
+                await limiter.hit(rate, key, ip)
+                if key == "ip"
+                else await limiter.test(rate, key, ip)
+            )
+            if not decision.allowed:
+                audit.emit(
+                    "rate_limited",
+                    request_id=request_id,
+                    client_ip=ip,
+                    outcome="denied",
+                    reason=reason,
+                    path=request.url.path,
+                )
+                raise _too_many(
+                    "too many requests from this address; retry later",
+                    decision.retry_after,
+                    reason,
+                )
+        presented = _bearer(request)
+        record = services.tokens.authenticate(presented) if presented else None
+        if record is None:
+            await limiter.hit(settings.auth_failures_per_ip, "authfail", ip)
+            reason = "missing_token" if presented is None else "invalid_token"
+            audit.emit(
+                "auth_failure",
+                request_id=request_id,
+                client_ip=ip,
+                outcome="denied",
+                reason=reason,
+                path=request.url.path,
+            )
+            challenge = 'Bearer realm="pingcalc"'
+            if presented is not None:
+                challenge += ', error="invalid_token"'
+            raise Problem(
+                401,
+                "a valid bearer token is required: send 'Authorization: Bearer <token>'"
+                if presented is None
+                else "the bearer token is not valid (unknown, revoked or malformed)",
+                kind="unauthorized",
+                headers={"WWW-Authenticate": challenge},
+            )
+        request.scope.setdefault("state", {})["token_name"] = record.name
+        if scope not in record.scopes:
+            audit.emit(
+                "authz_denied",
+                request_id=request_id,
+                client_ip=ip,
+                token=record.name,
+                outcome="denied",
+                reason="missing_scope",
+                scope=scope,
+                path=request.url.path,
+            )
+            raise Problem(
+                403,
+                f"token {record.name!r} lacks the {scope!r} scope",
+                kind="forbidden",
+                headers={
+                    "WWW-Authenticate": (
+                        f'Bearer realm="pingcalc", error="insufficient_scope", scope="{scope}"'
+                    )
+                },
+            )
+        decision = await limiter.hit(settings.rate_limit_per_token, "token", record.name)
+        if not decision.allowed:
+            audit.emit(
+                "rate_limited",
+                request_id=request_id,
+                client_ip=ip,
+                token=record.name,
+                outcome="denied",
+                reason="token_rate_limit",
+                path=request.url.path,
+            )
+            raise _too_many(
+                f"token {record.name!r} is over its rate limit ({settings.rate_limit_per_token})",
+                decision.retry_after,
+                "token_rate_limit",
+            )
+        return record
+
+    return dependency

@@ -1,0 +1,226 @@
+"""Bearer tokens: a file of SHA-256 hashes, names and scopes; secrets are shown once, never stored.
+
+The tokens file is JSON: ``{"version": 1, "tokens": [{"name", "sha256", "scopes", "created"}]}``.
+It is written atomically (temporary file + rename) with mode 0600, and a running server
+re-reads it when it changes (checked on each request by ``stat``) or on SIGHUP, so a revoked
+token stops working without a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pingcalc.errors import PingcalcError
+from pingcalc.settings import SCOPES
+
+# A recognisable prefix lets secret scanners find leaked tokens; 32 random bytes = 256 bits,
+# far beyond guessing even without the per-IP throttle.
+TOKEN_PREFIX = "pc_"  # noqa: S105 - a public prefix, not a secret
+TOKEN_BYTES = 32
+# Names appear in logs and audit records: keep them to a safe, short alphabet (log injection).
+NAME_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+NAME_MAX = 64
+# Longest Authorization value we even hash: a multi-megabyte header is refused cheaply.
+MAX_PRESENTED_LENGTH = 256
+FILE_MODE = 0o600
+
+
+class TokenStoreError(PingcalcError):
+    """The tokens file cannot be read, parsed or written."""
+
+
+class Secret:
+    """A string whose repr and str hide the value, so it cannot leak through logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that must print it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """What the server knows of a token: never the token itself."""
+
+    name: str
+    sha256: str
+    scopes: frozenset[str]
+    created: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sha256": self.sha256,
+            "scopes": sorted(self.scopes),
+            "created": self.created,
+        }
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 of a presented token, hex: the only form in which tokens are stored."""
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def validate_name(name: str) -> str:
+    """Token names are short and safe to log."""
+    if not name or len(name) > NAME_MAX or not set(name) <= NAME_ALPHABET:
+        raise TokenStoreError(
+            f"token name must be 1-{NAME_MAX} characters of letters, digits, '.', '_' or '-'"
+        )
+    return name
+
+
+def validate_scopes(scopes: Iterable[str]) -> frozenset[str]:
+    """Scopes must be known ones and at least one."""
+    wanted = frozenset(scopes)
+    unknown = wanted - set(SCOPES)
+    if unknown:
+        raise TokenStoreError(
+            f"unknown scope {sorted(unknown)[0]!r}; known scopes: {', '.join(SCOPES)}"
+        )
+    if not wanted:
+        raise TokenStoreError(f"give at least one --scope ({', '.join(SCOPES)})")
+    return wanted
+
+
+def read_records(path: Path) -> list[TokenRecord]:
+    """Parse the tokens file; a missing file is an empty store."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise TokenStoreError(f"cannot read tokens file {path}: {exc.strerror}") from None
+    try:
+        data: Any = json.loads(raw) if raw.strip() else {"version": 1, "tokens": []}
+        records = [
+            TokenRecord(
+                name=str(item["name"]),
+                sha256=str(item["sha256"]),
+                scopes=frozenset(str(s) for s in list(item["scopes"])),
+                created=str(item["created"]),
+            )
+            for item in data["tokens"]
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TokenStoreError(f"tokens file {path} is malformed: {exc}") from None
+    for record in records:
+        if len(record.sha256) != 64:
+            raise TokenStoreError(f"tokens file {path}: token {record.name!r} has a bad hash")
+    return records
+
+
+def write_records(path: Path, records: list[TokenRecord]) -> None:
+    """Replace the tokens file atomically, mode 0600 from the first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps(
+        {"version": 1, "tokens": [r.to_json() for r in records]}, indent=2, sort_keys=True
+    )
+    # mkstemp creates the file 0600, so the hashes are never readable by others, not even briefly.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tokens.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(payload + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.chmod(FILE_MODE)
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def create_token(path: Path, name: str, scopes: Iterable[str]) -> tuple[TokenRecord, Secret]:
+    """Add a token to the file and return its record and the secret (shown once)."""
+    validate_name(name)
+    wanted = validate_scopes(scopes)
+    records = read_records(path)
+    if any(r.name == name for r in records):
+        raise TokenStoreError(f"a token named {name!r} exists; revoke it first or pick a new name")
+    secret = Secret(TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES))
+    record = TokenRecord(
+        name=name,
+        sha256=hash_token(secret.reveal()),
+        scopes=wanted,
+        created=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    )
+    write_records(path, [*records, record])
+    return record, secret
+
+
+def revoke_token(path: Path, name: str) -> TokenRecord:
+    """Remove a token by name; raises if there is none."""
+    records = read_records(path)
+    keep = [r for r in records if r.name != name]
+    if len(keep) == len(records):
+        raise TokenStoreError(f"no token named {name!r}")
+    write_records(path, keep)
+    return next(r for r in records if r.name == name)
+
+
+class TokenStore:
+    """The server's view of the tokens file, reloaded when the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._by_hash: dict[str, TokenRecord] = {}
+        self._signature: tuple[int, int, int] | None = None
+        self.load()
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def _stat_signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def load(self) -> None:
+        """Read the file now (start-up and SIGHUP)."""
+        with self._lock:
+            signature = self._stat_signature()
+            records = read_records(self.path)
+            self._by_hash = {r.sha256: r for r in records}
+            self._signature = signature
+
+    def refresh(self) -> None:
+        """Reload if the file changed since the last read; keep the old view if it is broken."""
+        if self._stat_signature() != self._signature:
+            # A half-written or corrupt file must not lock everyone out, nor let anyone in:
+            # keep the last good view until it parses.
+            with contextlib.suppress(TokenStoreError):
+                self.load()
+
+    def authenticate(self, presented: str) -> TokenRecord | None:
+        """The record for a presented token, or None."""
+        if not presented or len(presented) > MAX_PRESENTED_LENGTH:
+            return None
+        self.refresh()
+        # Lookup by the SHA-256 of the presented value: the comparison happens on digests,
+        # so response time does not depend on how many leading characters of a token match.
+        return self._by_hash.get(hash_token(presented))

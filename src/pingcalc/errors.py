@@ -1,0 +1,21 @@
+"""The errors pingcalc raises, in one place.
+
+    PingcalcError
+     ├── SettingsError              settings.py: bad configuration, one line per setting
+     ├── TokenStoreError            auth.py: unreadable or malformed tokens file
+     ├── calc.CalcError             calc/: an expression was rejected (has `position`)
+     │    ├── CalcSyntaxError       not in the grammar, or not ASCII
+     │    ├── CalcLimitError        a resource bound would be crossed
+     │    └── CalcMathError         division by zero, domain errors, overflow, NaN
+     └── ping.PingError             ping/: a target was refused
+          ├── TargetSyntaxError     not a canonical IP address
+          └── TargetDeniedError     a valid address the policy refuses
+
+The HTTP layer (`api/problems.py`) maps each to a status; domain code never sees HTTP.
+"""
+
+from __future__ import annotations
+
+
+class PingcalcError(Exception):
+    """Base of every error pingcalc raises on purpose."""

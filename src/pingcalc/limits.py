@@ -1,0 +1,222 @@
+"""Rate limits (the `limits` library) and concurrency caps, answered at once: no queue.
+
+With ``memory://`` counts are per process. With ``redis://`` they are shared by every worker
+and replica; if Redis stops answering, each process falls back to its own memory counts
+(still limited, just not shared), reports itself degraded, and returns to Redis when it
+answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from pingcalc.errors import PingcalcError
+from pingcalc.logging import get_logger
+
+log = get_logger("pingcalc.limits")
+
+# Without these a Redis that accepts but never answers would hang every request forever.
+REDIS_TIMEOUT_DEFAULTS = {"socket_timeout": "1", "socket_connect_timeout": "1"}
+# How often a degraded limiter asks Redis whether it is back.
+REDIS_RETRY_SECONDS = 2.0
+
+
+class CapacityError(PingcalcError):
+    """A concurrency cap is full; the caller should retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int, reason: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one rate-limit hit."""
+
+    allowed: bool
+    retry_after: int = 0
+
+
+def redis_uri_with_timeouts(uri: str) -> str:
+    """Add socket timeouts to a redis:// URI unless it already sets them."""
+    parts = urlsplit(uri)
+    query = dict(parse_qsl(parts.query))
+    for key, value in REDIS_TIMEOUT_DEFAULTS.items():
+        query.setdefault(key, value)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def redact_uri(uri: str) -> str:
+    """A storage URI safe to log: the password, if any, is replaced."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class RateLimiter:
+    """Moving-window limits keyed by (limit name, identity), with a memory fallback."""
+
+    def __init__(
+        self,
+        storage_uri: str,
+        *,
+        enabled: bool = True,
+        on_switch: Callable[[str, dict[str, Any]], object] | None = None,
+    ) -> None:
+        self.enabled = enabled
+        self.storage_uri = storage_uri
+        self.shared = storage_uri.startswith(("redis://", "rediss://"))
+        self._memory = MemoryStorage()
+        self._primary: Storage = (
+            RedisStorage(
+                "async+" + redis_uri_with_timeouts(storage_uri),
+                implementation="redispy",
+                wrap_exceptions=True,
+                key_prefix="pingcalc",
+            )
+            if self.shared
+            else self._memory
+        )
+        self.degraded = False
+        self._next_retry = 0.0
+        self._on_switch = on_switch
+        self._items: dict[str, RateLimitItem] = {}
+
+    def _item(self, rate: str) -> RateLimitItem:
+        item = self._items.get(rate)
+        if item is None:
+            item = self._items[rate] = parse(rate)
+        return item
+
+    def _switch(self, degraded: bool, error: str = "") -> None:
+        self.degraded = degraded
+        event = "rate_limit_storage_degraded" if degraded else "rate_limit_storage_recovered"
+        fields = {"storage": redact_uri(self.storage_uri), "error": error}
+        (log.warning if degraded else log.info)(event, **fields)
+        if self._on_switch is not None:
+            self._on_switch(event, fields)
+
+    async def _strategy(self) -> MovingWindowRateLimiter:
+        if self.degraded and time.monotonic() >= self._next_retry:
+            self._next_retry = time.monotonic() + REDIS_RETRY_SECONDS
+            if await self._ping_primary():
+                self._switch(False)
+        storage = self._memory if self.degraded else self._primary
+        return MovingWindowRateLimiter(storage)
+
+    async def _ping_primary(self) -> bool:
+        try:
+            return bool(await self._primary.check())
+        except Exception:
+            return False
+
+    async def hit(self, rate: str, *identity: str) -> Decision:
+        """Count one request against `rate` for `identity`; say whether it may proceed."""
+        if not self.enabled:
+            return Decision(True)
+        item = self._item(rate)
+        try:
+            strategy = await self._strategy()
+            allowed = await strategy.hit(item, *identity)
+            if allowed:
+                return Decision(True)
+            stats = await strategy.get_window_stats(item, *identity)
+        except Exception as exc:
+            if self.degraded or not self.shared:
+                raise
+            self._next_retry = time.monotonic() + REDIS_RETRY_SECONDS
+            self._switch(True, type(exc).__name__)
+            return await self.hit(rate, *identity)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        return Decision(False, retry_after)
+
+    async def test(self, rate: str, *identity: str) -> Decision:
+        """Whether `identity` is still under `rate`, without counting a hit."""
+        if not self.enabled:
+            return Decision(True)
+        item = self._item(rate)
+        try:
+            strategy = await self._strategy()
+            if await strategy.test(item, *identity):
+                return Decision(True)
+            stats = await strategy.get_window_stats(item, *identity)
+        except Exception as exc:
+            if self.degraded or not self.shared:
+                raise
+            self._next_retry = time.monotonic() + REDIS_RETRY_SECONDS
+            self._switch(True, type(exc).__name__)
+            return await self.test(rate, *identity)
+        return Decision(False, max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def reachable(self) -> bool:
+        """Whether the configured storage answers now (readiness)."""
+        return await self._ping_primary()
+
+
+class ConcurrencyCap:
+    """At most `total` holders at once, and at most `per_key` per key; full means refuse now."""
+
+    def __init__(self, total: int, per_key: int, *, name: str) -> None:
+        self.total = total
+        self.per_key = per_key
+        self.name = name
+        self._held = 0
+        self._by_key: Counter[str] = Counter()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._held
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold one slot for `key` for the duration of the block, or raise CapacityError."""
+        if self._held >= self.total:
+            raise CapacityError(
+                f"the server is running {self.total} {self.name}s, its limit; try again shortly",
+                retry_after=1,
+                reason=f"{self.name}_capacity",
+            )
+        if self._by_key[key] >= self.per_key:
+            raise CapacityError(
+                f"this token already has {self.per_key} {self.name}s in flight, its limit",
+                retry_after=1,
+                reason=f"{self.name}_per_token_capacity",
+            )
+        self._held += 1
+        self._by_key[key] += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._held -= 1
+            self._by_key[key] -= 1
+            if self._by_key[key] <= 0:
+                del self._by_key[key]
+            if self._held == 0:
+                self._idle.set()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait until nothing is held (graceful shutdown); False if `seconds` passed first."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True

@@ -1,0 +1,40 @@
+"""The objects one application instance works with, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pingcalc.audit import Auditor
+from pingcalc.auth import TokenStore
+from pingcalc.limits import ConcurrencyCap, RateLimiter
+from pingcalc.settings import Settings
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need, injected with FastAPI `Depends`."""
+
+    settings: Settings
+    tokens: TokenStore
+    limiter: RateLimiter
+    audit: Auditor
+    ping_cap: ConcurrencyCap
+
+
+def build_services(settings: Settings) -> Services:
+    """Construct the services for `settings`."""
+    audit = Auditor()
+    limiter = RateLimiter(
+        settings.rate_limit_storage,
+        enabled=settings.rate_limit_enabled,
+        on_switch=lambda event, fields: audit.emit(event, outcome="info", **fields),
+    )
+    return Services(
+        settings=settings,
+        tokens=TokenStore(settings.tokens_file),
+        limiter=limiter,
+        audit=audit,
+        ping_cap=ConcurrencyCap(
+            settings.ping_max_in_flight, settings.ping_max_per_token, name="ping"
+        ),
+    )

@@ -1,0 +1,146 @@
+"""One typed settings object, read once at start-up and passed down.
+
+Sources, highest precedence first: keyword arguments, environment (`PINGCALC_*`), `.env`,
+secret files (`/run/secrets/pingcalc_*`, the Docker and Kubernetes convention), defaults.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pingcalc.errors import PingcalcError
+
+SECRETS_DIR = Path("/run/secrets")
+
+Scope = Literal["ping", "calculate", "metrics"]
+SCOPES: tuple[Scope, ...] = ("ping", "calculate", "metrics")
+
+
+class SettingsError(PingcalcError):
+    """Invalid configuration; the message is one line naming the setting."""
+
+
+class Settings(BaseSettings):
+    """Every knob of pingcalc; each security-relevant default is the safe one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PINGCALC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- network -----------------------------------------------------------------------
+    # Loopback by default: exposing the service is an explicit choice (threat: port on 0.0.0.0).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    # Seconds in-flight requests get to finish after SIGTERM before the server exits.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=300)
+    # Trust X-Forwarded-For only from these proxies (empty: never), so clients cannot
+    # spoof the address that per-IP limits and the audit trail use.
+    forwarded_allow_ips: str = ""
+
+    # --- auth --------------------------------------------------------------------------
+    tokens_file: Path = Path("tokens.json")
+
+    # --- logging -----------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+
+    # --- request hygiene ---------------------------------------------------------------
+    # Largest request body; stops memory exhaustion through huge JSON documents.
+    max_body_bytes: int = Field(default=16 * 1024, ge=256, le=1024 * 1024)
+
+    # --- rate limiting (the `limits` library) ------------------------------------------
+    rate_limit_enabled: bool = True
+    # memory:// is per process; redis://host:6379/0 shares counts across replicas.
+    rate_limit_storage: str = "memory://"
+    # Per client IP before authentication: throttles token guessing.
+    rate_limit_per_ip: str = "300/minute"
+    # Failed authentications per client IP; past it even valid tokens wait (brute force).
+    auth_failures_per_ip: str = "20/minute"
+    # Per token, after authentication: one client cannot starve the others.
+    rate_limit_per_token: str = "120/minute"  # noqa: S105 - a rate, not a password
+
+    # --- calculate ---------------------------------------------------------------------
+    calc_max_length: int = Field(default=1000, ge=1, le=100_000)
+    calc_max_depth: int = Field(default=50, ge=1, le=500)
+    calc_max_nodes: int = Field(default=500, ge=1, le=100_000)
+    calc_max_int_bits: int = Field(default=4096, ge=64, le=1_000_000)
+    calc_max_args: int = Field(default=16, ge=1, le=1000)
+    calc_cache_size: int = Field(default=1024, ge=0, le=1_000_000)
+
+    # --- ping --------------------------------------------------------------------------
+    ping_backend: Literal["auto", "datagram", "subprocess"] = "auto"
+    ping_max_count: int = Field(default=5, ge=1, le=5)
+    ping_default_count: int = Field(default=3, ge=1, le=5)
+    ping_timeout_seconds: float = Field(default=1.0, gt=0, le=2.0)
+    ping_interval_seconds: float = Field(default=0.2, ge=0, le=1.0)
+    ping_max_in_flight: int = Field(default=32, ge=1, le=10_000)
+    ping_max_per_token: int = Field(default=4, ge=1, le=1_000)
+    # CIDR lists: allow wins over the default deny categories, deny wins over allow.
+    ping_allow: list[IPv4Network | IPv6Network] = Field(default_factory=list)
+    ping_deny: list[IPv4Network | IPv6Network] = Field(default_factory=list)
+
+    # --- audit -------------------------------------------------------------------------
+    audit_file: Path | None = None
+    audit_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
+    audit_on_failure: Literal["closed", "open"] = "closed"
+    audit_expression_max: int = Field(default=200, ge=0, le=10_000)
+
+    @field_validator("ping_allow", "ping_deny", mode="before")
+    @classmethod
+    def _split_cidrs(cls, value: Any) -> Any:
+        """Accept `10.0.0.0/8,fd00::/8` as well as a JSON list."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return [
+                ip_network(item, strict=True) if isinstance(item, str) else item for item in value
+            ]
+        return value
+
+    @field_validator("rate_limit_per_ip", "auth_failures_per_ip", "rate_limit_per_token")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate such as '60/minute'") from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("must start with memory://, redis:// or rediss://")
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, translating validation errors into one line per bad setting."""
+    kwargs: dict[str, Any] = dict(overrides)
+    if SECRETS_DIR.is_dir():
+        kwargs.setdefault("_secrets_dir", SECRETS_DIR)
+    try:
+        return Settings(**kwargs)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad setting by its environment variable."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        parts.append(f"PINGCALC_{field.upper()}: {error['msg']}")
+    return "invalid setting " + "; ".join(parts)
