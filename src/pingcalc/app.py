@@ -10,9 +10,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pingcalc import __version__
-from pingcalc.api import health
+from pingcalc.api import health, ping
 from pingcalc.api.middleware import RequestGuard
 from pingcalc.api.problems import install_problem_handlers
+from pingcalc.logging import get_logger
 from pingcalc.services import Services, build_services
 from pingcalc.settings import Settings, load_settings
 
@@ -32,6 +33,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, services.tokens.load)
         services.audit.emit("server_start", outcome="success", **security_summary(settings))
+        get_logger("pingcalc.ping").info(
+            "ping_backend_selected",
+            backend=services.pinger.name,
+            reason=services.ping_backend_reason,
+        )
         try:
             yield
         finally:
@@ -50,6 +56,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(ping.router)
     app.add_middleware(
         RequestGuard, max_body_bytes=settings.max_body_bytes, access_log=settings.access_log
     )

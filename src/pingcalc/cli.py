@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 a check or verification failed, 2 bad input or configur
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,10 +38,8 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the HTTP server; refuse to start without tokens (fail closed)."""
-    import uvicorn
-
-    from pingcalc.app import create_app
     from pingcalc.logging import configure_logging
+    from pingcalc.server import serve
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
     configure_logging(settings.log_level)
@@ -57,31 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"(PINGCALC_TOKENS_FILE); {NO_TOKENS_HINT}"
         )
         return EXIT_USAGE
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "server_header": False,
-        "log_config": None,
-        "access_log": False,
-        "proxy_headers": bool(settings.forwarded_allow_ips),
-        "forwarded_allow_ips": settings.forwarded_allow_ips or "",
-        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
-        "lifespan": "on",
-    }
-    if settings.workers > 1:
-        # Each worker builds its own app from the environment; pass CLI choices down.
-        os.environ["PINGCALC_HOST"] = settings.host
-        os.environ["PINGCALC_PORT"] = str(settings.port)
-        os.environ["PINGCALC_TOKENS_FILE"] = str(settings.tokens_file)
-        uvicorn.run(
-            "pingcalc.app:app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            **common,
-        )
-        return EXIT_OK
-    app = create_app(settings)
-    uvicorn.Server(uvicorn.Config(app, **common)).run()
+    serve(settings)
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pingcalc.audit import Auditor
 from pingcalc.auth import TokenStore
 from pingcalc.limits import ConcurrencyCap, RateLimiter
+from pingcalc.ping import PingBackend, TargetPolicy, select_backend
 from pingcalc.settings import Settings
 
 
@@ -19,6 +20,9 @@ class Services:
     limiter: RateLimiter
     audit: Auditor
     ping_cap: ConcurrencyCap
+    pinger: PingBackend
+    ping_backend_reason: str  # why this backend: for the start-up log and `pingcalc check`
+    ping_policy: TargetPolicy
 
 
 def build_services(settings: Settings) -> Services:
@@ -29,6 +33,7 @@ def build_services(settings: Settings) -> Services:
         enabled=settings.rate_limit_enabled,
         on_switch=lambda event, fields: audit.emit(event, outcome="info", **fields),
     )
+    pinger, ping_backend_reason = select_backend(settings.ping_backend)
     return Services(
         settings=settings,
         tokens=TokenStore(settings.tokens_file),
@@ -37,4 +42,7 @@ def build_services(settings: Settings) -> Services:
         ping_cap=ConcurrencyCap(
             settings.ping_max_in_flight, settings.ping_max_per_token, name="ping"
         ),
+        pinger=pinger,
+        ping_backend_reason=ping_backend_reason,
+        ping_policy=TargetPolicy(settings.ping_allow, settings.ping_deny),
     )

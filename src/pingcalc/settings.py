@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from pingcalc.errors import PingcalcError
 
@@ -86,8 +87,9 @@ class Settings(BaseSettings):
     ping_max_in_flight: int = Field(default=32, ge=1, le=10_000)
     ping_max_per_token: int = Field(default=4, ge=1, le=1_000)
     # CIDR lists: allow wins over the default deny categories, deny wins over allow.
-    ping_allow: list[IPv4Network | IPv6Network] = Field(default_factory=list)
-    ping_deny: list[IPv4Network | IPv6Network] = Field(default_factory=list)
+    # NoDecode: the environment carries a comma-separated list, not JSON.
+    ping_allow: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(default_factory=list)
+    ping_deny: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(default_factory=list)
 
     # --- audit -------------------------------------------------------------------------
     audit_file: Path | None = None
@@ -135,6 +137,10 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**kwargs)
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc)) from None
+    except SourceError as exc:
+        # e.g. 'error parsing value for field "port" from source "EnvSettingsSource"'
+        field = str(exc).split('"')[1] if '"' in str(exc) else "?"
+        raise SettingsError(f"invalid setting PINGCALC_{field.upper()}: cannot be parsed") from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

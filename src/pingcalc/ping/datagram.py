@@ -1,0 +1,144 @@
+"""In-process ICMP echo over unprivileged datagram sockets: no subprocess, no capability.
+
+`socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)` (and `AF_INET6`/`IPPROTO_ICMPV6`) is Linux's
+"ping socket": the kernel allows it to processes whose group is inside
+`net.ipv4.ping_group_range` (one sysctl for both families), needs no CAP_NET_RAW, and
+delivers to the socket only echo replies whose identifier matches the socket. The kernel
+overwrites the identifier we write (it uses the socket's local "port") and the checksum, so
+replies are matched by sequence number and by a random payload on a per-request socket:
+nothing one request receives can be credited to another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+import struct
+import time
+from ipaddress import IPv4Address
+
+from pingcalc.ping.interface import Address, BackendUnavailableError, PingBackend, PingResult, Reply
+
+ICMP_ECHO_REQUEST = 8  # RFC 792
+ICMP_ECHO_REPLY = 0
+ICMPV6_ECHO_REQUEST = 128  # RFC 4443 §4.1
+ICMPV6_ECHO_REPLY = 129
+_HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
+# A random payload per request: a reply must echo it to count (stale or forged replies).
+PAYLOAD_BYTES = 16
+# Replies are header + payload; anything much larger is not ours.
+RECV_BYTES = 512
+# Datagrams read per wake-up, so a flood of replies cannot monopolise the event loop.
+DRAIN_LIMIT = 64
+
+
+def open_socket(family: socket.AddressFamily) -> socket.socket:
+    """A non-blocking ping socket, or `BackendUnavailableError` saying why not."""
+    proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
+    try:
+        sock = socket.socket(family, socket.SOCK_DGRAM, proto)
+    except PermissionError:
+        raise BackendUnavailableError(
+            "datagram ICMP sockets are not permitted for this process's group "
+            "(net.ipv4.ping_group_range)"
+        ) from None
+    except OSError as exc:
+        what = "IPv6" if family == socket.AF_INET6 else "IPv4"
+        raise BackendUnavailableError(
+            f"cannot open a datagram ICMP socket for {what}: {exc.strerror}"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+class _Exchange:
+    """The echoes of one request on one socket: what was sent when, what came back."""
+
+    def __init__(self, sock: socket.socket, *, count: int, timeout: float, reply_type: int) -> None:
+        self.sock = sock
+        self.count = count
+        self.timeout = timeout
+        self.reply_type = reply_type
+        self.payload = secrets.token_bytes(PAYLOAD_BYTES)
+        self.sent_at: dict[int, float] = {}
+        self.replies: dict[int, Reply] = {}
+        self.complete = asyncio.Event()
+
+    def on_readable(self) -> None:
+        """Drain the socket; keep replies that are ours, in time, and not duplicates."""
+        for _ in range(DRAIN_LIMIT):
+            try:
+                data = self.sock.recv(RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                # A queued ICMP error (unreachable) for an earlier echo: that echo is lost.
+                continue
+            now = time.perf_counter()
+            if len(data) < _HEADER.size:
+                continue
+            kind, code, _checksum, _ident, seq = _HEADER.unpack_from(data)
+            if kind != self.reply_type or code != 0 or data[_HEADER.size :] != self.payload:
+                continue
+            sent = self.sent_at.get(seq)
+            if sent is None or seq in self.replies or now - sent > self.timeout:
+                continue
+            self.replies[seq] = Reply(seq, (now - sent) * 1000.0)
+            if len(self.replies) == self.count:
+                self.complete.set()
+
+    def send(self, seq: int, address: Address, request_type: int) -> None:
+        """Send echo `seq`; a send error (no route) only means that echo is lost."""
+        packet = _HEADER.pack(request_type, 0, 0, 0, seq) + self.payload
+        self.sent_at[seq] = time.perf_counter()
+        with contextlib.suppress(OSError):
+            self.sock.sendto(packet, (str(address), 0))
+
+
+class DatagramBackend(PingBackend):
+    """Echo requests from this process over a fresh ping socket per request (asyncio)."""
+
+    name = "datagram"
+
+    async def ping(
+        self,
+        address: Address,
+        *,
+        count: int,
+        timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
+        interval: float,
+        deadline: float,
+    ) -> PingResult:
+        """See `PingBackend.ping`; sequence numbers run from 1 to `count`."""
+        v4 = isinstance(address, IPv4Address)
+        family = socket.AF_INET if v4 else socket.AF_INET6
+        request_type, reply_type = (
+            (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY) if v4 else (ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY)
+        )
+        loop = asyncio.get_running_loop()
+        sock = open_socket(family)
+        exchange = _Exchange(sock, count=count, timeout=timeout, reply_type=reply_type)
+        try:
+            loop.add_reader(sock.fileno(), exchange.on_readable)
+            # Both the deadline and the wait after the last echo end in TimeoutError, which
+            # only means "stop waiting": what arrived so far is the result.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(deadline):
+                    for seq in range(1, count + 1):
+                        if seq > 1:
+                            await asyncio.sleep(interval)
+                        exchange.send(seq, address, request_type)
+                    last_expiry = exchange.sent_at[count] + timeout
+                    async with asyncio.timeout(max(0.0, last_expiry - time.perf_counter())):
+                        await exchange.complete.wait()
+        finally:
+            loop.remove_reader(sock.fileno())
+            sock.close()
+        return PingResult.build(
+            address,
+            sent=len(exchange.sent_at),
+            replies=list(exchange.replies.values()),
+            backend=self.name,
+        )

@@ -1,0 +1,131 @@
+"""Request hygiene: security headers, request ids, body limits, no docs UI (OWASP A05)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pingcalc.settings import Settings
+from probe_app import probe_app
+from tests_support import Tokens
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-store",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "referrer-policy": "no-referrer",
+}
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(probe_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json", "/nope", "/probe/ping"])
+def test_security_headers_on_every_api_response(api: TestClient, path: str) -> None:
+    """Success and error responses alike carry the security headers and a request id."""
+    response = api.get(path)
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+    assert response.headers["x-request-id"]
+    assert "server" not in response.headers
+
+
+def test_client_request_id_is_echoed_when_plain(api: TestClient) -> None:
+    """A plain X-Request-ID is kept so callers can correlate logs."""
+    response = api.get("/healthz", headers={"X-Request-ID": "abc-123_x.y:z"})
+    assert response.headers["x-request-id"] == "abc-123_x.y:z"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"a" * 65, b"has space", b"semi;colon", b'quote"', b"<script>", b"\xc3\xa9", b"x\x1b[31m"],
+)
+def test_unsafe_request_id_is_replaced(api: TestClient, value: bytes) -> None:
+    """An X-Request-ID that could inject headers or log lines is replaced by a fresh id."""
+    response = api.get("/healthz", headers={"X-Request-ID": value})
+    rid = response.headers["x-request-id"]
+    assert rid.encode() != value and len(rid) == 32 and rid.isalnum()
+
+
+def test_streamed_body_over_limit_is_413(
+    api: TestClient, tokens: Tokens, settings: Settings
+) -> None:
+    """A chunked body with no Content-Length is cut off at the limit, answered 413."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"text": "'
+        for _ in range(settings.max_body_bytes // 1024 + 2):
+            yield b"a" * 1024
+        yield b'"}'
+
+    response = api.post(
+        "/probe/echo",
+        content=chunks(),
+        headers={**tokens.header("calc"), "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_body_just_under_limit_is_accepted(
+    api: TestClient, tokens: Tokens, settings: Settings
+) -> None:
+    """The limit is exact: a body of exactly the limit passes."""
+    overhead = len(b'{"text": ""}')
+    body = b'{"text": "' + b"a" * (settings.max_body_bytes - overhead) + b'"}'
+    assert len(body) == settings.max_body_bytes
+    response = api.post(
+        "/probe/echo",
+        content=body,
+        headers={**tokens.header("calc"), "content-type": "application/json"},
+    )
+    assert response.status_code == 200
+
+
+def test_no_swagger_ui_but_openapi_schema(api: TestClient) -> None:
+    """No docs page that loads scripts from a CDN; the schema stays available."""
+    assert api.get("/docs").status_code == 404
+    assert api.get("/redoc").status_code == 404
+    assert api.get("/openapi.json").json()["info"]["title"] == "pingcalc"
+
+
+def test_per_ip_limit_applies_before_auth(
+    make_settings: Callable[..., Settings], tokens: Tokens
+) -> None:
+    """Unauthenticated floods from one address are throttled before token checks (T1110)."""
+    settings = make_settings(rate_limit_per_ip="3/minute")
+    with TestClient(probe_app(settings)) as client:
+        codes = [client.get("/probe/ping").status_code for _ in range(3)]
+        assert codes == [401, 401, 401]
+        response = client.get("/probe/ping", headers=tokens.header("pinger"))
+        assert response.status_code == 429 and int(response.headers["retry-after"]) >= 1
+        assert client.get("/healthz").status_code == 200
+
+
+def test_auth_failures_throttle_guessing(
+    make_settings: Callable[..., Settings], tokens: Tokens
+) -> None:
+    """After N failed tokens from an address, even a right guess is refused for a while (T1110)."""
+    settings = make_settings(auth_failures_per_ip="5/minute")
+    with TestClient(probe_app(settings)) as client:
+        for i in range(5):
+            bad = {"Authorization": f"Bearer pc_guess{i:040d}"}
+            assert client.get("/probe/ping", headers=bad).status_code == 401
+        response = client.get("/probe/ping", headers=tokens.header("pinger"))
+        assert response.status_code == 429
+        assert response.json()["reason"] == "auth_failure_limit"
+
+
+def test_limits_can_be_disabled(make_settings: Callable[..., Settings], tokens: Tokens) -> None:
+    """With rate limiting off (an explicit choice), the legitimate requests all pass."""
+    settings = make_settings(rate_limit_enabled=False, rate_limit_per_token="1/minute")
+    with TestClient(probe_app(settings)) as client:
+        codes = {
+            client.get("/probe/ping", headers=tokens.header("pinger")).status_code for _ in range(5)
+        }
+        assert codes == {200}

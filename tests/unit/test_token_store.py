@@ -1,0 +1,164 @@
+"""Token store: hashes only, 0600 file, shown once, reload on change (seed: hard-coded password)."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pingcalc.auth import (
+    Secret,
+    TokenStore,
+    TokenStoreError,
+    create_token,
+    hash_token,
+    read_records,
+    revoke_token,
+)
+from tests_support import PINGCALC
+
+
+def test_token_file_stores_only_sha256_hash(tmp_path: Path) -> None:
+    """The secret never reaches the disk; only its SHA-256, name, scopes and creation time."""
+    path = tmp_path / "tokens.json"
+    record, secret = create_token(path, "alice", ["ping", "calculate"])
+    raw = path.read_text()
+    assert secret.reveal() not in raw
+    entry = json.loads(raw)["tokens"][0]
+    assert set(entry) == {"name", "sha256", "scopes", "created"}
+    assert entry["sha256"] == hash_token(secret.reveal()) == record.sha256
+    assert entry["scopes"] == ["calculate", "ping"]
+
+
+def test_token_file_is_created_mode_0600(tmp_path: Path) -> None:
+    """Only the owner can read the hashes (NIST AC-6)."""
+    path = tmp_path / "sub" / "tokens.json"
+    create_token(path, "alice", ["ping"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    revoke_token(path, "alice")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_tokens_are_high_entropy_and_unique(tmp_path: Path) -> None:
+    """Tokens carry 256 random bits, so guessing is hopeless."""
+    path = tmp_path / "tokens.json"
+    secrets = {create_token(path, f"t{i}", ["ping"])[1].reveal() for i in range(20)}
+    assert len(secrets) == 20
+    assert all(s.startswith("pc_") and len(s) >= 40 for s in secrets)
+
+
+def test_secret_repr_hides_value() -> None:
+    """A Secret in a log line or traceback shows stars, never the token."""
+    secret = Secret("pc_verysecretvalue")
+    assert "verysecret" not in repr(secret) and "verysecret" not in str(secret)
+    assert secret.reveal() == "pc_verysecretvalue"
+
+
+@pytest.mark.parametrize(
+    ("name", "scopes"),
+    [
+        ("", ["ping"]),
+        ("bad name", ["ping"]),
+        ("a\nb", ["ping"]),
+        ("x" * 65, ["ping"]),
+        ("ok", []),
+        ("ok", ["root"]),
+    ],
+)
+def test_create_rejects_bad_names_and_scopes(tmp_path: Path, name: str, scopes: list[str]) -> None:
+    """Names are safe to log; scopes must be known ones."""
+    with pytest.raises(TokenStoreError):
+        create_token(tmp_path / "tokens.json", name, scopes)
+    assert not (tmp_path / "tokens.json").exists()
+
+
+def test_duplicate_name_is_refused(tmp_path: Path) -> None:
+    """Two tokens cannot share a name (names identify tokens in the audit trail)."""
+    path = tmp_path / "tokens.json"
+    create_token(path, "alice", ["ping"])
+    with pytest.raises(TokenStoreError, match="exists"):
+        create_token(path, "alice", ["ping"])
+
+
+def test_store_reloads_when_file_changes(tmp_path: Path) -> None:
+    """A revoked token stops working and a new one starts working without a restart."""
+    path = tmp_path / "tokens.json"
+    _, first = create_token(path, "first", ["ping"])
+    store = TokenStore(path)
+    assert store.authenticate(first.reveal()) is not None
+    _, second = create_token(path, "second", ["ping"])
+    revoke_token(path, "first")
+    assert store.authenticate(first.reveal()) is None
+    assert store.authenticate(second.reveal()) is not None
+
+
+def test_corrupt_file_keeps_last_good_view(tmp_path: Path) -> None:
+    """A half-written tokens file neither locks everyone out nor lets anyone in."""
+    path = tmp_path / "tokens.json"
+    _, secret = create_token(path, "alice", ["ping"])
+    store = TokenStore(path)
+    time.sleep(0.01)
+    path.write_text("{not json")
+    assert store.authenticate(secret.reveal()) is not None
+    assert store.authenticate("pc_guess") is None
+
+
+def test_malformed_file_is_a_clear_error(tmp_path: Path) -> None:
+    """A malformed tokens file at start-up is reported, not silently treated as empty."""
+    path = tmp_path / "tokens.json"
+    path.write_text('{"tokens": [{"name": "x"}]}')
+    with pytest.raises(TokenStoreError, match="malformed"):
+        read_records(path)
+
+
+def test_overlong_presented_token_is_refused_cheaply(tmp_path: Path) -> None:
+    """A megabyte Authorization value is refused before hashing (DoS)."""
+    path = tmp_path / "tokens.json"
+    create_token(path, "alice", ["ping"])
+    assert TokenStore(path).authenticate("pc_" + "a" * 1_000_000) is None
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PINGCALC, "--tokens-file", str(tmp_path / "tokens.json"), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+def test_cli_create_prints_token_once_and_list_never_shows_it(tmp_path: Path) -> None:
+    """`token create` prints the secret once on stdout; `token list` shows names and scopes only."""
+    created = _cli(tmp_path, "token", "create", "ci", "--scope", "ping", "--scope", "calculate")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    assert secret.startswith("pc_") and "\n" not in secret
+    assert secret not in created.stderr
+    listed = _cli(tmp_path, "token", "list")
+    assert listed.returncode == 0
+    assert "ci" in listed.stdout and "calculate,ping" in listed.stdout
+    assert secret not in listed.stdout + listed.stderr
+    assert hash_token(secret) not in listed.stdout
+
+
+def test_cli_revoke_and_errors(tmp_path: Path) -> None:
+    """Revoking removes the token; revoking an unknown name is a clear error with exit 2."""
+    assert _cli(tmp_path, "token", "create", "ci", "--scope", "ping").returncode == 0
+    assert _cli(tmp_path, "token", "revoke", "ci").returncode == 0
+    again = _cli(tmp_path, "token", "revoke", "ci")
+    assert again.returncode == 2 and "no token named 'ci'" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_cli_if_none_creates_only_the_first_token(tmp_path: Path) -> None:
+    """`make run` creates a first token only when the file has none."""
+    first = _cli(tmp_path, "token", "create", "first", "--scope", "ping", "--if-none")
+    second = _cli(tmp_path, "token", "create", "first", "--scope", "ping", "--if-none")
+    assert first.stdout.startswith("pc_") and second.returncode == 0 and second.stdout == ""
+    assert len(read_records(tmp_path / "tokens.json")) == 1
