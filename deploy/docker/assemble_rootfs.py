@@ -15,6 +15,7 @@ Usage: python3 assemble_rootfs.py ROOTFS VENV
 from __future__ import annotations
 
 import compileall
+import py_compile
 import os
 import re
 import shutil
@@ -42,6 +43,8 @@ DYNLOAD_DROP = re.compile(
 # glibc dlopen()s libgcc_s for thread cancellation and unwinding, so ldd does not list it;
 # pydantic-core's Rust panics and pthread_exit need it at run time.
 ALWAYS_LIBS = ("libgcc_s.so.1",)
+# Sources and headers for compiling against a package, never read at run time.
+BUILD_ONLY_SUFFIXES = {".pyx", ".pxd", ".pxi", ".c", ".h", ".cpp"}
 LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/lib64")
 
 
@@ -114,6 +117,41 @@ def shared_libraries(files: list[Path]) -> set[Path]:
     return found
 
 
+def strip_binaries(tree: Path) -> None:
+    """Drop debug symbols from extension modules, and the build-only files wheels ship."""
+    for path in tree.rglob("*"):
+        if path.is_symlink() or not path.is_file():
+            continue
+        if path.suffix in BUILD_ONLY_SUFFIXES:
+            path.unlink()
+        elif ".so" in path.suffixes:
+            subprocess.run(["strip", "--strip-unneeded", str(path)], check=True)
+
+
+def compile_bytecode(root: Path, tree: Path, *, sourceless: bool) -> bool:
+    """Precompile a tree for its final location; a read-only root cannot take bytecode later.
+
+    unchecked-hash: a .pyc is used without a stat of its source, whatever mtimes the layer
+    gets. The standard library goes sourceless (a .pyc beside where the .py was, then the .py
+    removed): it is Debian's published source, and this halves its size. The app and its
+    dependencies keep their sources, so tracebacks show the failing line.
+    """
+    ok = compileall.compile_dir(
+        tree,
+        quiet=1,
+        workers=0,
+        legacy=sourceless,
+        stripdir=str(root),  # record the final paths (for tracebacks), not /rootfs/...
+        prependdir="/",
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    if sourceless:
+        for source in tree.rglob("*.py"):
+            if source.with_suffix(".pyc").exists():
+                source.unlink()
+    return bool(ok)
+
+
 def write_etc(root: Path) -> None:
     """Accounts (the service user has no home and no login shell) and the loader cache."""
     etc = root / "etc"
@@ -152,20 +190,11 @@ def main() -> int:
     (root / "tmp").chmod(0o1777)
     (root / "app").mkdir(mode=0o755, exist_ok=True)
 
-    # A read-only root filesystem cannot take bytecode at run time, so compile everything now.
-    # unchecked-hash: the .pyc is trusted without a stat of the source, and stays valid
-    # whatever mtimes the layer gets. -s/-p record the final paths in tracebacks.
-    for tree in (dest_of(root, stdlib), dest_of(root, venv)):
-        ok = compileall.compile_dir(
-            tree,
-            quiet=1,
-            workers=0,
-            stripdir=str(root),
-            prependdir="/",
-            invalidation_mode=compileall.PycInvalidationMode.UNCHECKED_HASH,
-        )
-        if not ok:
-            return 1
+    strip_binaries(dest_of(root, venv))
+    if not compile_bytecode(root, dest_of(root, stdlib), sourceless=True):
+        return 1
+    if not compile_bytecode(root, dest_of(root, venv), sourceless=False):
+        return 1
     for path in root.rglob("*"):  # the service user owns nothing
         os.lchown(path, 0, 0)
     return 0

@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pingcalc import __version__
-from pingcalc.api import health, ping
+from pingcalc.api import health, ping, web
+from pingcalc.api import metrics as metrics_api
 from pingcalc.api.middleware import RequestGuard
 from pingcalc.api.problems import install_problem_handlers
 from pingcalc.logging import get_logger
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
         finally:
             services.audit.emit("server_stop", outcome="success")
+            services.audit.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -57,8 +59,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(ping.router)
+    app.include_router(web.router)
+    app.include_router(metrics_api.router)
     app.add_middleware(
-        RequestGuard, max_body_bytes=settings.max_body_bytes, access_log=settings.access_log
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        access_log=settings.access_log,
+        observer=services.metrics.observe_request,
     )
     return app
 

@@ -276,7 +276,7 @@ class Auditor:
             fd = self._fd if self._fd is not None else self._open()
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                current = os.stat(self.file)
+                current = self.file.stat()
                 mine = os.fstat(fd)
             except OSError:
                 fcntl.flock(fd, fcntl.LOCK_UN)
@@ -315,7 +315,7 @@ class Auditor:
         os.fsync(fd)
         older = rotated_paths(self.file)
         number = int(older[-1].name.rsplit(".", 1)[1]) + 1 if older else 1
-        os.replace(self.file, self.file.with_name(f"{self.file.name}.{number}"))
+        self.file.replace(self.file.with_name(f"{self.file.name}.{number}"))
         new_fd = os.open(
             self.file,
             os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
@@ -356,15 +356,20 @@ class VerifyResult:
     problem: str | None = None
     # The hash of the last intact record: compare with the stdout copy to detect a cut tail.
     last_hash: str | None = None
+    # seq of the first record: above 0 when the files continue an earlier one (or a cut head).
+    first_seq: int | None = None
 
     def describe(self) -> str:
         """`FILE:LINE: what is wrong`, or a one-line summary when intact."""
-        if self.ok:
-            return (
-                f"intact: {self.records} records in {self.files} file(s); "
-                f"last hash {self.last_hash or GENESIS}"
+        if not self.ok:
+            return f"{self.file}:{self.line}: {self.problem}"
+        text = f"intact: {self.records} records in {self.files} file(s)"
+        if self.first_seq:
+            text += (
+                f"; the first record has seq {self.first_seq}, so these files continue an "
+                "earlier one (pass it too to check the link)"
             )
-        return f"{self.file}:{self.line}: {self.problem}"
+        return text + f"; last hash {self.last_hash or GENESIS}"
 
 
 def order_files(paths: Iterable[Path]) -> list[Path]:
@@ -380,52 +385,66 @@ def order_files(paths: Iterable[Path]) -> list[Path]:
     return [p for _, p in sorted(enumerate(paths), key=key)]
 
 
+@dataclass(slots=True)
+class _Link:
+    """The last intact record seen so far: what the next record must point at."""
+
+    hash: str | None = None  # None: the first file may continue a chain we were not given
+    seq: int | None = None
+    where: str = ""
+
+
 def verify(paths: Sequence[Path]) -> VerifyResult:
-    """Check the hash chain through `paths` (ordered with `order_files`); first break wins.
+    """Check the hash chain through `paths` (ordered with `order_files`); the first break wins.
 
     Raises OSError when a file cannot be read.
     """
-    prev: str | None = None  # None: the first file may continue a chain we were not given
-    prev_line = 0
-    prev_seq: int | None = None
+    link = _Link()
     count = 0
+    first_seq: int | None = None
     ordered = order_files(paths)
     for path in ordered:
         with path.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
-                problem = _check_line(raw, prev, prev_seq)
+                problem = _check_line(raw, link)
                 if problem is not None:
-                    if "{line}" in problem:
-                        problem = problem.format(line=prev_line or "the previous file's last")
-                    return VerifyResult(False, count, len(ordered), path, number, problem, prev)
+                    return VerifyResult(
+                        False, count, len(ordered), path, number, problem, link.hash, first_seq
+                    )
                 record = json.loads(raw)
-                prev, prev_seq, prev_line = record["hash"], record["seq"], number
+                if first_seq is None:
+                    first_seq = record["seq"]
+                link = _Link(record["hash"], record["seq"], f"line {number}")
                 count += 1
-        prev_line = 0
-    return VerifyResult(True, count, len(ordered), last_hash=prev)
+        if link.hash is not None:
+            link.where = f"the last line of {path.name}"
+    return VerifyResult(True, count, len(ordered), last_hash=link.hash, first_seq=first_seq)
 
 
-def _check_line(raw: bytes, prev: str | None, prev_seq: int | None) -> str | None:
-    """What is wrong with one line given the chain so far, or None."""
+def _check_line(raw: bytes, link: _Link) -> str | None:
+    """What is wrong with one line, given the last intact record before it; None if nothing."""
     if not raw.endswith(b"\n"):
-        return "not valid JSON (truncated?): the line has no end"
+        return "not valid JSON (truncated?): the last line has no end"
     try:
         record = json.loads(raw)
     except ValueError:
         return "not valid JSON (truncated?)"
-    if not isinstance(record, dict):
-        return "not an audit record (not a JSON object)"
     match = _HASH_SUFFIX.search(raw)
-    if match is None or not isinstance(record.get("prev"), str):
-        return "not a sealed audit record (no trailing hash or no prev)"
+    if (
+        not isinstance(record, dict)
+        or match is None
+        or not isinstance(record.get("prev"), str)
+        or not isinstance(record.get("seq"), int)
+    ):
+        return "not a sealed audit record (no seq, prev or trailing hash)"
+    # The hash covers the exact bytes written, so even a whitespace edit is caught.
     body = raw[: match.start()] + b"}"
     if hashlib.sha256(body).hexdigest() != match.group(1).decode("ascii"):
         return "hash mismatch (record edited)"
-    if prev is not None and record["prev"] != prev:
-        return "prev does not match line {line}'s hash (line deleted, inserted or reordered)"
-    seq = record.get("seq")
-    if prev is None and record["prev"] == GENESIS and seq != 0:
-        return "a chain's first record must have seq 0"
-    if prev_seq is not None and seq != prev_seq + 1:
-        return f"seq {seq} does not follow {prev_seq} (record replayed or chain spliced)"
+    if link.hash is not None and record["prev"] != link.hash:
+        return f"prev does not match {link.where}'s hash (line deleted, inserted or reordered)"
+    if link.hash is None and record["prev"] == GENESIS and record["seq"] != 0:
+        return "the first record of a chain must have seq 0"
+    if link.seq is not None and record["seq"] != link.seq + 1:
+        return f"seq {record['seq']} does not follow {link.seq} (records spliced)"
     return None

@@ -70,7 +70,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     record, secret = create_token(settings.tokens_file, args.name, args.scope or [])
     # The secret goes out first: whatever happens next, it must not be lost.
     print(secret.reveal(), flush=True)
-    _audit_cli("token_created", token=record.name, scopes=sorted(record.scopes))
+    _audit_cli(settings, "token_created", token=record.name, scopes=sorted(record.scopes))
     print(
         f"created token {record.name!r} with scopes {', '.join(sorted(record.scopes))} in "
         f"{settings.tokens_file}; it is shown only this once",
@@ -96,17 +96,120 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     """Remove a token; a running server stops accepting it at its next request."""
     settings = _settings(args)
     record = revoke_token(settings.tokens_file, args.name)
-    _audit_cli("token_revoked", token=record.name)
+    _audit_cli(settings, "token_revoked", token=record.name)
     print(f"revoked token {record.name!r}", file=sys.stderr)
     return EXIT_OK
 
 
-def _audit_cli(event: str, **fields: Any) -> None:
-    from pingcalc.audit import Auditor
-    from pingcalc.logging import configure_logging
+def _audit_cli(settings: Settings, event: str, **fields: Any) -> None:
+    import os
 
-    configure_logging("info", stream=sys.stderr)
-    Auditor().emit(event, outcome="success", client_ip="cli", **fields)
+    from pingcalc.audit import Auditor
+
+    # stderr, not stdout: `token create` prints the secret on stdout for scripts to capture.
+    auditor = Auditor(
+        settings.audit_file,
+        max_bytes=settings.audit_max_bytes,
+        on_failure=settings.audit_on_failure,
+        stream=sys.stderr,
+    )
+    auditor.emit(event, outcome="success", client_ip="cli", uid=os.getuid(), **fields)
+    auditor.close()
+    if not auditor.healthy:
+        _err(f"the audit file {settings.audit_file} could not be written: {auditor.last_error}")
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Check the hash chain of audit files; print the first broken record."""
+    from pingcalc.audit import order_files, verify
+
+    paths: list[Path] = args.files
+    try:
+        result = verify(paths)
+    except OSError as exc:
+        _err(f"cannot read {exc.filename}: {exc.strerror}")
+        return EXIT_USAGE
+    if not result.ok:
+        print(result.describe())
+        return EXIT_FAILED
+    print(f"{', '.join(str(p) for p in order_files(paths))}: {result.describe()}")
+    return EXIT_OK
+
+
+# --- ping --------------------------------------------------------------------------------
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    """Ping one address with the server's engine and policy; exit 1 if nothing answered."""
+    import asyncio
+    import json
+
+    from pingcalc.ping import (
+        BackendUnavailableError,
+        TargetPolicy,
+        deadline_for,
+        parse_target,
+        select_backend,
+    )
+
+    settings = _settings(args)
+    count = settings.ping_default_count if args.count is None else args.count
+    if not 1 <= count <= settings.ping_max_count:
+        _err(f"--count must be between 1 and {settings.ping_max_count}")
+        return EXIT_USAGE
+    # Rejected targets raise PingcalcError subclasses: main() prints them and exits 2.
+    policy = TargetPolicy(settings.ping_allow, settings.ping_deny)
+    address = policy.check(parse_target(args.target))
+    timeout, interval = settings.ping_timeout_seconds, settings.ping_interval_seconds
+    try:
+        backend, reason = select_backend(args.backend or settings.ping_backend)
+        result = asyncio.run(
+            backend.ping(
+                address,
+                count=count,
+                timeout=timeout,
+                interval=interval,
+                deadline=deadline_for(count, timeout=timeout, interval=interval),
+            )
+        )
+    except BackendUnavailableError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    print(f"backend: {backend.name} ({reason})", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(
+            f"PING {result.target} (IPv{result.family}): {result.sent} sent, "
+            f"{result.received} received, {result.loss_percent:g}% loss"
+        )
+        for reply in result.replies:
+            print(f"  seq={reply.seq} time={reply.rtt_ms:.3f} ms")
+        if result.rtt is not None:
+            rtt = result.rtt
+            print(
+                f"rtt min/avg/max/stddev = {rtt.min:.3f}/{rtt.avg:.3f}/{rtt.max:.3f}/"
+                f"{rtt.stddev:.3f} ms"
+            )
+    return EXIT_OK if result.received else EXIT_FAILED
+
+
+# --- check -------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Self-audit the configuration and environment; exit 1 if any check fails."""
+    from pingcalc.check import run_checks
+
+    findings = run_checks(_settings(args))
+    for finding in findings:
+        print(finding.render())
+    failed = sum(f.level == "fail" for f in findings)
+    print(f"{failed} failed, {sum(f.level == 'warn' for f in findings)} warnings")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 # --- parser ------------------------------------------------------------------------------
@@ -145,6 +248,29 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("name")
     revoke.set_defaults(handler=cmd_token_revoke)
 
+    ping = sub.add_parser("ping", help="ping an IP address with the server's engine and policy")
+    ping.add_argument("target", help="an IPv4 dotted-quad or IPv6 address (no host names)")
+    ping.add_argument("--count", type=int, help="echo requests, 1-5 (PINGCALC_PING_DEFAULT_COUNT)")
+    ping.add_argument(
+        "--backend",
+        choices=("auto", "datagram", "subprocess"),
+        help="how to send the echoes (PINGCALC_PING_BACKEND, default auto)",
+    )
+    ping.add_argument("--json", action="store_true", help="print the result as JSON")
+    ping.set_defaults(handler=cmd_ping)
+
+    check = sub.add_parser("check", help="self-audit of the configuration and environment")
+    check.set_defaults(handler=cmd_check)
+
+    audit = sub.add_parser("audit", help="work with the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_verify = audit_sub.add_parser(
+        "verify", help="check the hash chain of audit files (exit 0 only when intact)"
+    )
+    audit_verify.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE", help="FILE.1 FILE.2 ... FILE, any order"
+    )
+    audit_verify.set_defaults(handler=cmd_audit_verify)
     return parser
 
 

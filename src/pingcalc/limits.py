@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
 
 from pingcalc.errors import PingcalcError
 from pingcalc.logging import get_logger
@@ -122,46 +124,44 @@ class RateLimiter:
     async def _ping_primary(self) -> bool:
         try:
             return bool(await self._primary.check())
-        except Exception:
+        except Exception:  # any storage failure means "not back yet"
             return False
 
     async def hit(self, rate: str, *identity: str) -> Decision:
         """Count one request against `rate` for `identity`; say whether it may proceed."""
-        if not self.enabled:
-            return Decision(True)
-        item = self._item(rate)
-        try:
-            strategy = await self._strategy()
-            allowed = await strategy.hit(item, *identity)
-            if allowed:
-                return Decision(True)
-            stats = await strategy.get_window_stats(item, *identity)
-        except Exception as exc:
-            if self.degraded or not self.shared:
-                raise
-            self._next_retry = time.monotonic() + REDIS_RETRY_SECONDS
-            self._switch(True, type(exc).__name__)
-            return await self.hit(rate, *identity)
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        return Decision(False, retry_after)
+        return await self._decide(rate, identity, count=True)
 
     async def test(self, rate: str, *identity: str) -> Decision:
         """Whether `identity` is still under `rate`, without counting a hit."""
+        return await self._decide(rate, identity, count=False)
+
+    async def _decide(self, rate: str, identity: tuple[str, ...], *, count: bool) -> Decision:
         if not self.enabled:
             return Decision(True)
         item = self._item(rate)
         try:
             strategy = await self._strategy()
-            if await strategy.test(item, *identity):
+            check = strategy.hit if count else strategy.test
+            if await check(item, *identity):
                 return Decision(True)
             stats = await strategy.get_window_stats(item, *identity)
         except Exception as exc:
+            # A Redis failure must not become a 500 nor lift the limits: count in memory.
             if self.degraded or not self.shared:
                 raise
-            self._next_retry = time.monotonic() + REDIS_RETRY_SECONDS
-            self._switch(True, type(exc).__name__)
-            return await self.test(rate, *identity)
+            self.mark_degraded(type(exc).__name__)
+            return await self._decide(rate, identity, count=count)
         return Decision(False, max(1, math.ceil(stats.reset_time - time.time())))
+
+    def mark_degraded(self, error: str) -> None:
+        """Switch to per-process memory limits until Redis answers again."""
+        if not self.degraded:
+            self._next_retry = time.monotonic() + REDIS_RETRY_SECONDS
+            self._switch(True, error)
+
+    async def hit_probe(self) -> None:
+        """While degraded, check (at most every few seconds) whether Redis is back."""
+        await self._strategy()
 
     async def reachable(self) -> bool:
         """Whether the configured storage answers now (readiness)."""
@@ -220,3 +220,92 @@ class ConcurrencyCap:
         except TimeoutError:
             return False
         return True
+
+
+# Atomic acquire over two sorted sets (global, per key) of holder ids scored by start time.
+# Entries older than the stale bound are dropped first, so a crashed replica's slots free
+# themselves. Returns 0 when acquired, 1 when the global cap is full, 2 when the key's is.
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 1 end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 2 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+return 0
+"""
+
+
+class SharedConcurrencyCap(ConcurrencyCap):
+    """The same caps counted in Redis, so they hold across workers and replicas.
+
+    When Redis fails, the local (per-process) cap takes over: still bounded, not shared.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        per_key: int,
+        *,
+        name: str,
+        redis_uri: str,
+        limiter: RateLimiter,
+        stale_seconds: float = 60.0,
+    ) -> None:
+        super().__init__(total, per_key, name=name)
+        self._redis: Redis = Redis.from_url(redis_uri_with_timeouts(redis_uri))
+        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._limiter = limiter  # shares its degraded state and audit of the switch
+        self._stale = stale_seconds
+        self._prefix = f"pingcalc:inflight:{name}"
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold a slot counted in Redis, or in this process while Redis is down."""
+        if self._limiter.degraded:
+            await self._limiter.hit_probe()
+        if self._limiter.degraded:
+            async with super().hold(key):
+                yield
+            return
+        holder = uuid.uuid4().hex
+        keys = [f"{self._prefix}:all", f"{self._prefix}:key:{key}"]
+        now = time.time()
+        try:
+            code = await self._acquire(
+                keys=keys,
+                args=[now, now - self._stale, self.total, self.per_key, holder, int(self._stale)],
+            )
+        except Exception as exc:  # Redis down: fall back, never fail open
+            self._limiter.mark_degraded(type(exc).__name__)
+            async with super().hold(key):
+                yield
+            return
+        if code == 1:
+            raise CapacityError(
+                f"the service is running {self.total} {self.name}s, its limit; try again shortly",
+                retry_after=1,
+                reason=f"{self.name}_capacity",
+            )
+        if code == 2:
+            raise CapacityError(
+                f"this token already has {self.per_key} {self.name}s in flight, its limit",
+                retry_after=1,
+                reason=f"{self.name}_per_token_capacity",
+            )
+        # Count locally too, for the in-flight gauge and graceful shutdown.
+        self._held += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if self._held == 0:
+                self._idle.set()
+            try:
+                await self._redis.zrem(keys[0], holder)
+                await self._redis.zrem(keys[1], holder)
+            except Exception:  # noqa: S110 - the stale bound frees the slot later
+                pass

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pingcalc.audit import Auditor
 from pingcalc.auth import TokenStore
-from pingcalc.limits import ConcurrencyCap, RateLimiter
+from pingcalc.limits import ConcurrencyCap, RateLimiter, SharedConcurrencyCap
+from pingcalc.metrics import Metrics
 from pingcalc.ping import PingBackend, TargetPolicy, select_backend
 from pingcalc.settings import Settings
 
@@ -23,26 +24,47 @@ class Services:
     pinger: PingBackend
     ping_backend_reason: str  # why this backend: for the start-up log and `pingcalc check`
     ping_policy: TargetPolicy
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def build_services(settings: Settings) -> Services:
     """Construct the services for `settings`."""
-    audit = Auditor()
+    metrics = Metrics()
+    audit = Auditor(
+        settings.audit_file,
+        max_bytes=settings.audit_max_bytes,
+        on_failure=settings.audit_on_failure,
+        observer=metrics.observe_audit,
+    )
     limiter = RateLimiter(
         settings.rate_limit_storage,
         enabled=settings.rate_limit_enabled,
         on_switch=lambda event, fields: audit.emit(event, outcome="info", **fields),
     )
     pinger, ping_backend_reason = select_backend(settings.ping_backend)
+    ping_cap = _ping_cap(settings, limiter)
+    metrics.track_pings_in_flight(lambda: ping_cap.in_flight)
     return Services(
         settings=settings,
         tokens=TokenStore(settings.tokens_file),
         limiter=limiter,
         audit=audit,
-        ping_cap=ConcurrencyCap(
-            settings.ping_max_in_flight, settings.ping_max_per_token, name="ping"
-        ),
+        ping_cap=ping_cap,
         pinger=pinger,
         ping_backend_reason=ping_backend_reason,
         ping_policy=TargetPolicy(settings.ping_allow, settings.ping_deny),
+        metrics=metrics,
     )
+
+
+def _ping_cap(settings: Settings, limiter: RateLimiter) -> ConcurrencyCap:
+    """Per-process caps with memory://; caps shared across replicas with redis://."""
+    if limiter.shared:
+        return SharedConcurrencyCap(
+            settings.ping_max_in_flight,
+            settings.ping_max_per_token,
+            name="ping",
+            redis_uri=settings.rate_limit_storage,
+            limiter=limiter,
+        )
+    return ConcurrencyCap(settings.ping_max_in_flight, settings.ping_max_per_token, name="ping")

@@ -37,6 +37,27 @@ def _bearer(request: Request) -> str | None:
     return value.strip()
 
 
+# Scopes whose every use is audited, and the event that records a refusal for each. With
+# PINGCALC_AUDIT_ON_FAILURE=closed these answer 503 while the audit file cannot be written:
+# an action that cannot be recorded is not performed (repudiation).
+AUDITED_SCOPES: dict[str, str] = {"ping": "ping_rejected", "calculate": "calculation_rejected"}
+# Seconds a client is told to wait while the audit trail is down.
+AUDIT_RETRY_AFTER = 5
+
+
+def audit_unavailable() -> Problem:
+    """The 503 answered while the audit file cannot be written and the policy is fail-closed."""
+    return Problem(
+        503,
+        "the audit trail cannot be written, so audited actions are refused until it can; "
+        "retry later (the operator sees the cause in the server log)",
+        kind="audit-unavailable",
+        title="Audit trail unavailable",
+        headers={"Retry-After": str(AUDIT_RETRY_AFTER)},
+        retry_after=AUDIT_RETRY_AFTER,
+    )
+
+
 def _too_many(detail: str, retry_after: int, reason: str) -> Problem:
     return Problem(
         429,
@@ -127,6 +148,17 @@ def require(scope: Scope) -> Callable[..., Awaitable[TokenRecord]]:
                     )
                 },
             )
+        if scope in AUDITED_SCOPES and not audit.available and not audit.probe():
+            audit.emit(
+                AUDITED_SCOPES[scope],
+                request_id=request_id,
+                client_ip=ip,
+                token=record.name,
+                outcome="rejected",
+                reason="audit_unavailable",
+                path=request.url.path,
+            )
+            raise audit_unavailable()
         decision = await limiter.hit(settings.rate_limit_per_token, "token", record.name)
         if not decision.allowed:
             audit.emit(

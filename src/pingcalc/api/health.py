@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from pingcalc.api.deps import ServicesDep
+from pingcalc.services import Services
 
 router = APIRouter(tags=["health"])
 
@@ -21,11 +22,22 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     checks = {
         "tokens": "ok" if len(services.tokens) > 0 else "no tokens configured",
         "rate_limit_storage": "ok",
-        "audit": "ok" if services.audit.healthy else "audit sink is failing",
+        "audit": _audit_check(services),
     }
     if services.limiter.shared and not await services.limiter.reachable():
         checks["rate_limit_storage"] = "unreachable; limiting per process (degraded)"
-    ready = checks["tokens"] == "ok" and checks["audit"] == "ok"
-    degraded = checks["rate_limit_storage"] != "ok"
+    # Fail-open keeps serving without the audit file: ready, but reported as degraded.
+    ready = checks["tokens"] == "ok" and services.audit.available
+    degraded = checks["rate_limit_storage"] != "ok" or checks["audit"] != "ok"
     status = "ready" if ready and not degraded else ("degraded" if ready else "not ready")
     return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503)
+
+
+def _audit_check(services: Services) -> str:
+    # probe() retries a failing audit file, so readiness returns once it is writable again.
+    if services.audit.probe():
+        return "ok"
+    policy = services.audit.on_failure
+    if policy == "open":
+        return "audit file cannot be written; fail-open: requests proceed (degraded)"
+    return "audit file cannot be written; fail-closed: ping and calculate answer 503"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -51,10 +52,19 @@ class BodyTooLarge(HTTPException):
 class RequestGuard:
     """Request id, body limit, security headers, last-resort 500, access log."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, access_log: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        access_log: bool = True,
+        observer: Callable[[Scope, int, float], None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.log_access = access_log
+        # Told (scope, status, seconds) of every request: metrics without another layer.
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,7 +121,7 @@ class RequestGuard:
                 await _send_problem(
                     send_with_headers, 413, exc.detail, request_id, "body-too-large"
                 )
-        except Exception:
+        except Exception:  # the last resort: a generic 500, details only in the log
             status = 500
             error_log.exception("unhandled_exception", request_id=request_id, path=scope["path"])
             if not response_started:
@@ -123,6 +133,9 @@ class RequestGuard:
                     "internal",
                 )
         finally:
+            elapsed = time.perf_counter() - started_at
+            if self.observer is not None:
+                self.observer(scope, status, elapsed)
             if self.log_access:
                 client = scope.get("client")
                 access_log.info(
@@ -131,7 +144,7 @@ class RequestGuard:
                     method=scope["method"],
                     path=scope["path"],
                     status=status,
-                    duration_ms=round((time.perf_counter() - started_at) * 1000, 3),
+                    duration_ms=round(elapsed * 1000, 3),
                     client_ip=client[0] if client else None,
                     token=state.get("token_name"),
                 )

@@ -202,4 +202,6 @@ async def ping(
         backend=result.backend,
         **context,
     )
+    for reply in result.replies:
+        services.metrics.observe_ping_rtt(reply.rtt_ms / 1000)
     return JSONResponse(result.to_dict())

@@ -42,6 +42,8 @@ _ALLOWED = re.compile(r"[0-9A-Fa-f.:]+")
 # RFC 6943 §3.1.1 strict dotted-decimal: 0-255 each, "0" alone or no leading zero.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9][0-9]|[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+# What inet_aton's hexadecimal forms look like, only to name them in the error.
+_IPV4_LIKE = re.compile(r"[0-9A-Fa-fXx.]+")
 
 
 class TargetSyntaxError(PingError):
@@ -74,6 +76,8 @@ def _explain(text: str) -> str:
         return f"target {shown} has a zone id ('%...'); scoped addresses are not accepted"
     if not text.isascii():
         return f"target {shown} contains non-ASCII characters; use ASCII digits"
+    if _IPV4_LIKE.fullmatch(text):
+        return _explain_ipv4(text)  # e.g. 0x7f.1: only the "x" is outside the allowlist
     return (
         f"target {shown} contains characters that cannot appear in an IP address "
         "(host names, brackets and prefix lengths are not accepted)"
@@ -108,17 +112,17 @@ def parse_target(text: str) -> Address:
             raise TargetSyntaxError(_explain_ipv4(text))
         # Defence in depth: the stdlib parser agrees (it refuses leading zeros since 3.9.5).
         return IPv4Address(text)
+    # A dotted tail inside IPv6 (RFC 4291 §2.2 form 3) must be a strict dotted-quad too; the
+    # stdlib also checks it with IPv4Address, this keeps the rule explicit and the message clear.
+    tail = text.rpartition(":")[2]
+    if "." in tail and not _DOTTED_QUAD.fullmatch(tail):
+        raise TargetSyntaxError(_explain_ipv4(tail))
     try:
         address = IPv6Address(text)
     except AddressValueError as exc:
         raise TargetSyntaxError(
             f"target {_shown(text)} is not a valid IPv6 address: {exc}"
         ) from None
-    # A dotted tail inside IPv6 must be strict too; the stdlib checks it with IPv4Address,
-    # and this re-check keeps the rule explicit if that ever changes.
-    tail = text.rpartition(":")[2]
-    if "." in tail and not _DOTTED_QUAD.fullmatch(tail):
-        raise TargetSyntaxError(_explain_ipv4(tail))
     if address.scope_id is not None:  # unreachable after the allowlist; kept as a guard
         raise TargetSyntaxError(f"target {_shown(text)} has a zone id")
     mapped = address.ipv4_mapped

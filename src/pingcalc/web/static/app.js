@@ -203,8 +203,12 @@
   const targetInput = $("target");
   const countInput = $("count");
 
+  function familyName(family) {
+    return family === 4 || family === 6 ? `IPv${family}` : asText(family);
+  }
+
   function pingReport(data) {
-    const lines = [`PING ${asText(data.target)} (${asText(data.family)})`];
+    const lines = [`PING ${asText(data.target)} (${familyName(data.family)})`];
     const replies = Array.isArray(data.replies) ? data.replies : [];
     for (const reply of replies) {
       lines.push(`seq=${asText(reply && reply.seq)} rtt=${formatMs(reply && reply.rtt_ms)} ms`);

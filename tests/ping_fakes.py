@@ -1,0 +1,113 @@
+"""Test doubles for the ping engine: a backend that sends nothing, and the sysctl switch.
+
+`RecordingBackend` lets policy and injection tests run through the real HTTP stack while
+proving that no packet was sent: every call is recorded, none reaches the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from pingcalc.app import create_app
+from pingcalc.audit import Auditor
+from pingcalc.ping import Address, PingBackend, PingResult, Reply
+from pingcalc.services import build_services
+from pingcalc.settings import Settings
+
+PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
+# Every group may open datagram ICMP sockets: what Docker sets inside containers.
+OPEN_RANGE = "0 2147483647"
+
+
+@dataclass(frozen=True)
+class PingCall:
+    """The arguments of one backend call."""
+
+    address: Address
+    count: int
+    timeout: float
+    interval: float
+    deadline: float
+
+
+@dataclass
+class RecordingBackend(PingBackend):
+    """Records each call and answers with every echo replied; never sends a packet."""
+
+    delay: float = 0.0
+    answer: bool = True
+    name: str = "fake"
+    calls: list[PingCall] = field(default_factory=list)
+
+    async def ping(
+        self,
+        address: Address,
+        *,
+        count: int,
+        timeout: float,  # noqa: ASYNC109 - the PingBackend signature
+        interval: float,
+        deadline: float,
+    ) -> PingResult:
+        self.calls.append(PingCall(address, count, timeout, interval, deadline))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        replies = [Reply(seq, 0.05 * seq) for seq in range(1, count + 1)] if self.answer else []
+        return PingResult.build(address, sent=count, replies=replies, backend=self.name)
+
+
+@dataclass
+class FakeApp:
+    """An app whose services use `backend`, with its audit events captured."""
+
+    app: FastAPI
+    backend: PingBackend
+    audit_stream: io.StringIO
+
+    def audit_events(self, event: str | None = None) -> list[dict[str, Any]]:
+        records = [json.loads(line) for line in self.audit_stream.getvalue().splitlines()]
+        return [r for r in records if event is None or r.get("event") == event]
+
+
+def app_with_backend(settings: Settings, backend: PingBackend) -> FakeApp:
+    """The real application, with `backend` in place of the selected one."""
+    stream = io.StringIO()
+    services = dataclasses.replace(
+        build_services(settings), pinger=backend, audit=Auditor(stream=stream)
+    )
+    return FakeApp(create_app(settings, services=services), backend, stream)
+
+
+@contextmanager
+def datagram_icmp_allowed() -> Iterator[None]:
+    """Let every group open datagram ICMP sockets for the block, then restore the old range.
+
+    Needs root (the host default `1 0` allows nobody). Skips otherwise; in CI a skip fails.
+    """
+    try:
+        old = PING_GROUP_RANGE.read_text().split()
+    except OSError as exc:
+        pytest.skip(f"cannot read {PING_GROUP_RANGE}: {exc}")
+    low, high = int(old[0]), int(old[1])
+    if low <= os.getgid() <= high:
+        yield  # already permitted for us (e.g. inside a container)
+        return
+    try:
+        PING_GROUP_RANGE.write_text(OPEN_RANGE)
+    except OSError as exc:
+        pytest.skip(f"cannot set {PING_GROUP_RANGE} (needs root): {exc}")
+    try:
+        yield
+    finally:
+        PING_GROUP_RANGE.write_text(" ".join(old))
