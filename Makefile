@@ -6,12 +6,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TOKENS ?= tokens.json
 
-.PHONY: help venv run test lint typecheck bench clean
+.PHONY: help venv run test lint typecheck bench clean threat-model
 
 help:
 	@echo "make run    - install into .venv, create a first token if none, serve on 127.0.0.1:8080"
 	@echo "make test   - install into .venv and run the whole test suite (lint, types, tests)"
 	@echo "make bench  - run the benchmarks in bench/ and write bench/results.json"
+	@echo "make threat-model - regenerate THREAT_MODEL.md from threat-model/threats.yaml"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +30,17 @@ lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/bandit -q -c pyproject.toml -r src
+	$(BIN)/hadolint --config .hadolint.yaml Dockerfile
+	$(BIN)/python threat-model/render.py --check
 
 typecheck: venv
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/pytest
+
+threat-model: venv
+	$(BIN)/python threat-model/render.py
 
 bench: venv
 	$(BIN)/python -m bench

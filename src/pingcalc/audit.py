@@ -209,6 +209,8 @@ class Auditor:
 
     def _fail(self, exc: OSError) -> None:
         error = f"{type(exc).__name__}: {exc.strerror or exc}"
+        if exc.filename:
+            error += f": {exc.filename}"
         self._close()
         if self.healthy:
             self._print_failure("audit_file_failed", error)
@@ -233,7 +235,9 @@ class Auditor:
 
     def _open(self) -> int:
         assert self.file is not None
-        fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        # A dedicated directory, private to the service (records name tokens and clients).
+        self.file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.file, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         self._fd = fd
         self._offset = -1  # unknown: the tail is read under the lock before the first write
         return fd
@@ -318,7 +322,7 @@ class Auditor:
         self.file.replace(self.file.with_name(f"{self.file.name}.{number}"))
         new_fd = os.open(
             self.file,
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+            os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
             FILE_MODE,
         )
         fcntl.flock(new_fd, fcntl.LOCK_EX)

@@ -193,6 +193,13 @@ def check_ping_backend(settings: Settings) -> Finding:
             f"no usable ping backend: {exc}",
             "allow datagram ICMP (sysctl net.ipv4.ping_group_range) or install iputils-ping",
         )
+    if backend.name == "unavailable":
+        return Finding(
+            "fail",
+            "ping-backend",
+            f"no usable ping backend: {reason}",
+            "allow datagram ICMP (sysctl net.ipv4.ping_group_range) or install iputils-ping",
+        )
     return Finding("info", "ping-backend", f"{backend.name}: {reason}")
 
 

@@ -7,9 +7,10 @@
      │    ├── CalcSyntaxError       not in the grammar, or not ASCII
      │    ├── CalcLimitError        a resource bound would be crossed
      │    └── CalcMathError         division by zero, domain errors, overflow, NaN
-     └── ping.PingError             ping/: a target was refused
-          ├── TargetSyntaxError     not a canonical IP address
-          └── TargetDeniedError     a valid address the policy refuses
+     └── ping.PingError             ping/: a target was refused, or no echo can be sent
+          ├── TargetSyntaxError     not a canonical IP address                 (422)
+          ├── TargetDeniedError     a valid address the policy refuses          (403)
+          └── BackendUnavailableError  no socket permission, no ping binary     (503)
 
 The HTTP layer (`api/problems.py`) maps each to a status; domain code never sees HTTP.
 """

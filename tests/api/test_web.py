@@ -65,7 +65,7 @@ def parse_page(html: str) -> PageParser:
 
 
 def test_page_is_html_under_the_strict_page_csp(client: TestClient) -> None:
-    """The page gets the same-origin CSP (stops XSS, framing, exfiltration) and the other headers."""
+    """The page gets the same-origin CSP (XSS, framing, exfiltration) and the other headers."""
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
@@ -84,9 +84,7 @@ def test_api_responses_keep_the_api_csp(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(("name", "media_type"), sorted(ASSETS.items()))
-def test_assets_are_served_with_their_types(
-    client: TestClient, name: str, media_type: str
-) -> None:
+def test_assets_are_served_with_their_types(client: TestClient, name: str, media_type: str) -> None:
     """Each asset has its exact type and nosniff, so a browser never guesses it is a script."""
     response = client.get(f"/static/{name}")
     assert response.status_code == 200
@@ -170,7 +168,7 @@ def test_script_writes_no_markup_and_keeps_the_token_out_of_urls_and_cookies() -
         "document.cookie",
         "localStorage",
         "location.",
-        "setAttribute(\"on",
+        'setAttribute("on',
     ]
     assert [word for word in forbidden if word in code] == []
     assert 'credentials: "omit"' in code

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, sync_playwright
+
+from browser_support import CSP_RECORDER, ConsoleError, WatchedPage
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -28,50 +29,6 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "test-results" / "browser"
-
-# Runs before any script of every document: records CSP violations in the page (for a look
-# from the console) and reports them to the test through a binding, which survives reloads.
-CSP_RECORDER = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (event) => {
-  const record = {
-    directive: event.effectiveDirective,
-    blocked: event.blockedURI,
-    sample: event.sample,
-  };
-  window.__cspViolations.push(record);
-  if (typeof window.__reportCspViolation === "function") {
-    window.__reportCspViolation(record);
-  }
-}, true);
-"""
-
-
-@dataclass
-class WatchedPage:
-    """A fresh page whose console errors, uncaught errors, dialogs and CSP violations are kept."""
-
-    page: Page
-    shots: Path
-    console_errors: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-    csp_violations: list[dict[str, Any]] = field(default_factory=list)
-
-    def screenshot(self, state: str) -> Path:
-        """Save the whole page as `<test output dir>/<state>.png`."""
-        path = self.shots / f"{state}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
-
-    def assert_clean(self) -> None:
-        """No CSP violation, console error, uncaught exception or dialog happened."""
-        in_page = self.page.evaluate("window.__cspViolations")
-        assert self.csp_violations == [], self.csp_violations
-        assert in_page == [], in_page
-        assert self.console_errors == [], self.console_errors
-        assert self.page_errors == [], self.page_errors
-        assert self.dialogs == [], self.dialogs
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +58,7 @@ def watched_page(chromium: Browser, request: pytest.FixtureRequest) -> Iterator[
 
     def on_console(message: ConsoleMessage) -> None:
         if message.type == "error":
-            watched.console_errors.append(message.text)
+            watched.console_errors.append(ConsoleError(message.text, message.location["url"]))
 
     def on_dialog(dialog: Dialog) -> None:
         watched.dialogs.append(f"{dialog.type}: {dialog.message}")
@@ -110,7 +67,11 @@ def watched_page(chromium: Browser, request: pytest.FixtureRequest) -> Iterator[
     page.on("console", on_console)
     page.on("pageerror", lambda error: watched.page_errors.append(str(error)))
     page.on("dialog", on_dialog)
-    page.expose_function("__reportCspViolation", watched.csp_violations.append)
+
+    def on_csp_violation(record: dict[str, Any]) -> None:
+        watched.csp_violations.append(record)
+
+    page.expose_function("__reportCspViolation", on_csp_violation)
     page.add_init_script(CSP_RECORDER)
     page.set_default_timeout(15_000)
     try:

@@ -17,7 +17,9 @@ SHARED_SEEDS = REPO.parent / "shared" / "seeds"
 
 def _load_render() -> ModuleType:
     # threat-model/ is a folder of data and one script, not a package (its name has a hyphen).
-    spec = importlib.util.spec_from_file_location("threat_render", REPO / "threat-model" / "render.py")
+    spec = importlib.util.spec_from_file_location(
+        "threat_render", REPO / "threat-model" / "render.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -34,7 +36,7 @@ def data() -> dict[str, object]:
 
 
 def test_threats_file_matches_its_schema(data: dict[str, object]) -> None:
-    """Every threat has id, STRIDE, ATT&CK, controls, ratings, mitigation, status and verified_by."""
+    """Every threat has STRIDE, ATT&CK, controls, ratings, mitigation, status, verified_by."""
     assert render.validate(data) == []
     assert len(data["threats"]) >= 20  # type: ignore[arg-type]
 
@@ -151,8 +153,7 @@ def _run_plugin(
     (tmp_path / "tests" / "test_x.py").write_text(PLUGIN_TESTS)
     (tmp_path / "threats.yaml").write_text(PLUGIN_THREATS)
     (tmp_path / "pyproject.toml").write_text(
-        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
-        f'pythonpath = ["{REPO / "tests"}"]\n'
+        f'[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["{REPO / "tests"}"]\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_THREATS")}
     env.pop("CI", None)

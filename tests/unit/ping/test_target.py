@@ -23,7 +23,10 @@ from pingcalc.ping.target import MAX_TARGET_LENGTH
         ("0:0:0:0:0:0:0:1", "::1"),
         ("2001:DB8::A", "2001:db8::a"),
         ("2606:4700:4700::1111", "2606:4700:4700::1111"),
-        ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+        (
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ),
     ],
 )
 def test_parse_target_accepts_canonical_addresses(text: str, expected: str) -> None:
@@ -34,7 +37,11 @@ def test_parse_target_accepts_canonical_addresses(text: str, expected: str) -> N
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("::ffff:127.0.0.1", "127.0.0.1"), ("::FFFF:7f00:1", "127.0.0.1"), ("::ffff:a00:1", "10.0.0.1")],
+    [
+        ("::ffff:127.0.0.1", "127.0.0.1"),
+        ("::FFFF:7f00:1", "127.0.0.1"),
+        ("::ffff:a00:1", "10.0.0.1"),
+    ],
 )
 def test_parse_target_unwraps_ipv4_mapped_ipv6(text: str, expected: str) -> None:
     """IPv4-mapped IPv6 is judged as the IPv4 address it reaches (policy bypass via ::ffff:)."""
@@ -115,5 +122,7 @@ def test_parse_target_never_yields_option_or_unsafe_text(text: str) -> None:
 def test_parse_target_round_trips_every_address(address: IPv4Address | IPv6Address) -> None:
     """Every normalised address text is accepted and denotes the same address."""
     parsed = parse_target(str(address))
-    expected = address.ipv4_mapped if isinstance(address, IPv6Address) and address.ipv4_mapped else address
+    expected = (
+        address.ipv4_mapped if isinstance(address, IPv6Address) and address.ipv4_mapped else address
+    )
     assert parsed == expected

@@ -1,0 +1,254 @@
+"""When the audit file cannot be written: fail closed (503, not ready) or, if chosen, open.
+
+Threat: audit evasion (NIST AU-5, response to audit processing failures): an attacker who
+fills the disk, or a read-only volume, must not make audited actions run unrecorded. With
+`closed` (the default) ping and calculate answer 503 and /readyz says not ready; the failure
+and every event still reach stdout; the file resumes, chain intact, once it is writable.
+
+How "cannot be written" is made real although tests run as root (root ignores permission
+bits, so a 0500 directory would not stop it):
+- in process: the audit path's parent is a regular file, so every open fails (ENOTDIR);
+- in a real server: the audit directory is a tmpfs in the server's own mount namespace
+  (`unshare --mount`), mounted read-only (EROFS, what a read-only volume gives) or filled up
+  (ENOSPC, a full disk), then remounted writable or emptied with `nsenter`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from ping_fakes import RecordingBackend
+from pingcalc.app import create_app
+from pingcalc.audit import verify
+from pingcalc.services import build_services
+from pingcalc.settings import Settings
+from tests_support import PINGCALC, LiveServer, Tokens, free_port
+
+PING = {"target": "127.0.0.1", "count": 1}
+
+
+def audit_records(text: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for line in text.splitlines()
+        if line.startswith("{") and '"log":"audit"' in line
+    ]
+
+
+def assert_audit_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
+    body = response.json()
+    assert body["type"] == "urn:pingcalc:problem:audit-unavailable"
+    assert "audit trail cannot be written" in body["detail"]
+
+
+# --- in process: a path that cannot be opened ---------------------------------------------
+
+
+@pytest.fixture
+def blocked(make_settings: Callable[..., Settings], tmp_path: Path) -> Callable[..., Any]:
+    """An app whose audit file's parent is a regular file (ENOTDIR for every open)."""
+    blocker = tmp_path / "audit"
+    blocker.write_text("a file where the audit directory should be\n")
+    clients: list[TestClient] = []
+
+    def build(policy: str) -> tuple[TestClient, RecordingBackend, Path]:
+        settings = make_settings(audit_file=blocker / "audit.jsonl", audit_on_failure=policy)
+        services = build_services(settings)
+        backend = RecordingBackend()
+        services.pinger = backend
+        client = TestClient(create_app(settings, services=services), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client, backend, blocker
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def test_fail_closed_answers_503_and_is_not_ready(
+    blocked: Callable[..., Any], tokens: Tokens, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Closed: ping is refused with a 503 problem, /readyz is 503, stdout keeps every event."""
+    client, backend, _ = blocked("closed")
+    response = client.post("/api/v1/ping", json=PING, headers=tokens.header("pinger"))
+    assert_audit_unavailable(response)
+    assert backend.calls == []  # nothing was done that could not be recorded
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "not ready"
+    assert "fail-closed" in ready.json()["checks"]["audit"]
+    # Health and authentication still work; only audited actions are refused.
+    assert client.get("/healthz").status_code == 200
+    records = audit_records(capsys.readouterr().out)
+    events = [r["event"] for r in records]
+    assert "audit_file_failed" in events and "server_start" in events
+    rejected = next(r for r in records if r["event"] == "ping_rejected")
+    assert (rejected["reason"], rejected["token"], rejected["request_id"]) == (
+        "audit_unavailable",
+        "pinger",
+        response.headers["x-request-id"],
+    )
+    assert rejected["audit_file"] == "failed"
+
+
+def test_fail_closed_recovers_when_the_file_is_writable_again(
+    blocked: Callable[..., Any], tokens: Tokens
+) -> None:
+    """Once the directory exists, readiness returns, pings run, and the gap is recorded."""
+    client, backend, blocker = blocked("closed")
+    assert (
+        client.post("/api/v1/ping", json=PING, headers=tokens.header("pinger")).status_code == 503
+    )
+    blocker.unlink()
+    blocker.mkdir()
+    assert client.get("/readyz").status_code == 200
+    response = client.post("/api/v1/ping", json=PING, headers=tokens.header("pinger"))
+    assert response.status_code == 200 and len(backend.calls) == 1
+    path = blocker / "audit.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records[0]["event"] == "audit_file_recovered" and records[0]["missed"] >= 2
+    assert records[-1]["event"] == "ping"
+    assert verify([path]).ok
+
+
+def test_fail_open_serves_and_reports_degraded(
+    blocked: Callable[..., Any], tokens: Tokens, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Open: requests proceed (recorded on stdout only) and /readyz is 200 but degraded."""
+    client, backend, _ = blocked("open")
+    response = client.post("/api/v1/ping", json=PING, headers=tokens.header("pinger"))
+    assert response.status_code == 200 and len(backend.calls) == 1
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+    assert "fail-open" in ready.json()["checks"]["audit"]
+    ping = next(r for r in audit_records(capsys.readouterr().out) if r["event"] == "ping")
+    assert ping["audit_file"] == "failed" and ping["token"] == "pinger"
+
+
+# --- a real server on a read-only or full filesystem ---------------------------------------
+
+
+def start_in_mount_namespace(
+    tokens: Tokens, tmp_path: Path, audit_dir: Path, mount_options: str
+) -> LiveServer:
+    """`pingcalc serve` in its own mount namespace, with a tmpfs at `audit_dir`."""
+    audit_dir.mkdir()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    env.update(
+        PINGCALC_TOKENS_FILE=str(tokens.path),
+        PINGCALC_PORT=str(port),
+        PINGCALC_AUDIT_FILE=str(audit_dir / "audit.jsonl"),
+    )
+    log_path = tmp_path / "server.log"
+    script = 'mount -t tmpfs -o "$1" pingcalc-audit "$2" && exec "$3" serve'
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+    process = subprocess.Popen(
+        [*argv, mount_options, str(audit_dir), PINGCALC],
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    server = LiveServer(process, f"http://127.0.0.1:{port}", log_path, tokens)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, server.log_text()
+        try:
+            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.05)
+    server.stop()
+    raise AssertionError(f"server did not start: {server.log_text()}")
+
+
+def in_namespace(server: LiveServer, *command: str) -> None:
+    """Run `command` inside the server's mount namespace."""
+    subprocess.run(
+        ["nsenter", "-t", str(server.process.pid), "-m", *command], check=True, timeout=10
+    )
+
+
+@pytest.fixture
+def namespaced(tokens: Tokens, tmp_path: Path) -> Iterator[Callable[[str], LiveServer]]:
+    servers: list[LiveServer] = []
+
+    def start(options: str) -> LiveServer:
+        servers.append(start_in_mount_namespace(tokens, tmp_path, tmp_path / "audit", options))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_read_only_filesystem_fails_closed_then_recovers(
+    namespaced: Callable[[str], LiveServer], tmp_path: Path
+) -> None:
+    """EROFS on a real server: 503 and not ready, events on stdout; writable again: recovers."""
+    server = namespaced("ro,size=1m,mode=0700")
+    audit_dir = tmp_path / "audit"
+    with server.client("pinger") as client:
+        assert_audit_unavailable(client.post("/api/v1/ping", json=PING))
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["status"] == "not ready"
+        log = server.log_text()
+        failed = next(r for r in audit_records(log) if r["event"] == "audit_file_failed")
+        assert "Read-only file system" in failed["reason"]
+        assert any(r["event"] == "server_start" for r in audit_records(log))
+        assert any(r.get("reason") == "audit_unavailable" for r in audit_records(log))
+
+        in_namespace(server, "mount", "-o", "remount,rw", str(audit_dir))
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/api/v1/ping", json=PING).status_code == 200
+    # The tmpfs exists only in the server's namespace: read it through /proc/PID/root.
+    path = Path(f"/proc/{server.process.pid}/root{audit_dir}/audit.jsonl")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records[0]["event"] == "audit_file_recovered" and records[0]["missed"] >= 2
+    assert records[-1]["event"] == "ping"
+    assert verify([path]).ok
+
+
+def test_full_disk_fails_closed_then_recovers(
+    namespaced: Callable[[str], LiveServer], tmp_path: Path
+) -> None:
+    """ENOSPC after start: pings turn into 503 within a few requests; space freed: recovers."""
+    server = namespaced("size=64k,mode=0700")
+    audit_dir = tmp_path / "audit"
+    filler = audit_dir / "filler"
+    with server.client("pinger") as client:
+        assert client.post("/api/v1/ping", json=PING).status_code == 200
+        in_namespace(server, "sh", "-c", f"dd if=/dev/zero of={filler} bs=4k 2>/dev/null || true")
+        statuses = []
+        for _ in range(40):  # records share the file's last page until it is full
+            statuses.append(client.post("/api/v1/ping", json=PING).status_code)
+            if statuses[-1] == 503:
+                break
+        assert statuses[-1] == 503, statuses
+        assert client.get("/readyz").status_code == 503
+        failed = next(
+            r for r in audit_records(server.log_text()) if r["event"] == "audit_file_failed"
+        )
+        assert "No space left" in failed["reason"]
+
+        in_namespace(server, "rm", str(filler))
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/api/v1/ping", json=PING).status_code == 200
+    path = Path(f"/proc/{server.process.pid}/root{audit_dir}/audit.jsonl")
+    result = verify([path])
+    assert result.ok, result.describe()  # a failed write never leaves a torn record
+    events = [json.loads(line)["event"] for line in path.read_text().splitlines()]
+    assert "audit_file_recovered" in events
