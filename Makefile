@@ -5,14 +5,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TOKENS ?= tokens.json
+# Container image; BASE_IMAGE empty = build the local Debian base (deploy/docker/build-base.sh).
+IMAGE  ?= pingcalc:local
+BASE_IMAGE ?=
+DOCKER ?= /usr/bin/docker
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 
-.PHONY: help venv run test lint typecheck bench clean threat-model
+.PHONY: help venv run test lint typecheck bench clean threat-model image sbom lock
 
 help:
 	@echo "make run    - install into .venv, create a first token if none, serve on 127.0.0.1:8080"
 	@echo "make test   - install into .venv and run the whole test suite (lint, types, tests)"
 	@echo "make bench  - run the benchmarks in bench/ and write bench/results.json"
 	@echo "make threat-model - regenerate THREAT_MODEL.md from threat-model/threats.yaml"
+	@echo "make image  - build the container image $(IMAGE) (local Debian base if no registry)"
+	@echo "make sbom   - CycloneDX SBOM of the image's Python environment: build/sbom.cdx.json"
+	@echo "make lock   - regenerate requirements.lock (hashes) after changing dependencies"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +49,22 @@ test: lint typecheck
 
 threat-model: venv
 	$(BIN)/python threat-model/render.py
+
+image:
+	BASE="$${BASE_IMAGE:-$(BASE_IMAGE)}"; [ -n "$$BASE" ] || BASE="$$(DOCKER=$(DOCKER) deploy/docker/build-base.sh)"; \
+	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg BASE_IMAGE="$$BASE" \
+		--secret id=pip_cert,src=/etc/ssl/certs/ca-certificates.crt -t $(IMAGE) .
+	@$(DOCKER) image inspect -f '{{.Size}}' $(IMAGE) | awk '{printf "$(IMAGE): %.1f MB\n", $$1/1e6}'
+
+sbom: venv image
+	DOCKER=$(DOCKER) deploy/docker/sbom.sh $(IMAGE) build/sbom.cdx.json
+
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes $(LOCK_TARGET) --native-tls \
+		--custom-compile-command "make lock" -q -o requirements.lock
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(BIN)/uv pip compile - --generate-hashes $(LOCK_TARGET) --native-tls \
+		--custom-compile-command "make lock" -q -o deploy/docker/requirements-build.lock
 
 bench: venv
 	$(BIN)/python -m bench

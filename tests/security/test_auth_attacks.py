@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from pingcalc.settings import Settings
 from probe_app import probe_app
-from tests_support import LiveServer, Tokens
+from tests_support import PINGCALC, LiveServer, Tokens
 
 PROTECTED = "/metrics"
 # Generous limits for tests that must not be throttled by accident.
@@ -195,3 +196,25 @@ def test_wrong_token_timing_does_not_depend_on_shared_prefix(
     )  # median absolute deviation of the random-guess distribution
     bound = max(TIMING_FLOOR_S, 3 * spread)
     assert difference < bound, (difference, bound)
+
+
+def test_revoked_token_is_refused_by_a_running_server(
+    server_factory: Callable[..., LiveServer], tokens: Tokens
+) -> None:
+    """`pingcalc token revoke` takes effect at the next request; other tokens keep working."""
+    tokens.add("scraper", "metrics")
+    server = server_factory(env=NO_THROTTLE)
+    with server.client("full") as revoked, server.client("scraper") as other:
+        assert revoked.get(PROTECTED).status_code == 200
+        result = subprocess.run(
+            [PINGCALC, "--tokens-file", str(tokens.path), "token", "revoke", "full"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        assert result.returncode == 0, result.stderr
+        response = revoked.get(PROTECTED)
+        assert response.status_code == 401
+        assert 'error="invalid_token"' in response.headers["www-authenticate"]
+        assert other.get(PROTECTED).status_code == 200

@@ -84,7 +84,6 @@ def test_api_matches_its_schema_under_fuzzing(fuzz_server: LiveServer) -> None:
             except Unsatisfiable:
                 # An operation without inputs has no invalid request to generate.
                 assert mode is GenerationMode.NEGATIVE, operation.label
-    print("FUZZ_CALLS", calls, sorted(labels))
     assert calls >= len(operations)  # something was really sent
     assert fuzz_server.process.poll() is None
     # No ping left loopback: every ping that ran targeted 127.0.0.0/8.

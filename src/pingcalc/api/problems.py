@@ -98,7 +98,8 @@ def _reason(error: dict[str, Any]) -> str:
 
 
 async def _problem_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Problem)
+    if not isinstance(exc, Problem):  # registered for this type only
+        raise exc
     return problem_response(
         request,
         exc.status,
@@ -111,7 +112,8 @@ async def _problem_handler(request: Request, exc: Exception) -> Response:
 
 
 async def _http_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):  # registered for this type only
+        raise exc
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"there is no resource at {request.url.path[:200]}"
@@ -123,7 +125,8 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
 
 
 async def _validation_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for this type only
+        raise exc
     errors = [
         {"field": _field_name(err.get("loc", ())), "reason": _reason(err)} for err in exc.errors()
     ]

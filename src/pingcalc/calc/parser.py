@@ -12,8 +12,8 @@ The order matters; each step makes the next one safe:
    deep or long enough to raise RecursionError or MemoryError (they are still caught).
 4. `ast.parse(mode="eval")` only builds a syntax tree; nothing is compiled or executed.
 5. A whitelist walk: a table from AST node type to handler. A node type not in the table
-   is refused with its column. The handlers build a small tree of our own (`Num`, `Neg`,
-   `Chain`, `Call`) that the evaluator compiles; no AST node ever reaches it.
+   is refused with its column. The handlers hand each checked element to a `Builder`
+   (the evaluator's compiler); no AST node ever reaches it.
 
 Columns are 1-based character positions in the original expression (ASCII only, so the
 byte offsets `ast` reports are character offsets).
@@ -26,7 +26,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from pingcalc.calc.errors import CalcError, CalcLimitError, CalcMathError, CalcSyntaxError
 from pingcalc.calc.functions import CONSTANTS, FUNCTIONS
@@ -40,6 +40,8 @@ _TOKEN = re.compile(
 )
 # Decimal literals only: no `0x`, `0o`, `0b`, `_` separators or `j` (complex) suffixes.
 _NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+T = TypeVar("T")
 
 _CONTROL_NAMES = {"\0": "NUL", "\t": "tab", "\n": "line break", "\r": "carriage return"}
 
@@ -56,7 +58,6 @@ _BINARY_OPS: dict[type[ast.operator], str] = {
 # Words for refused constructs whose source text would be a poor description.
 _CONSTRUCTS: dict[type[ast.AST], str] = {
     ast.BoolOp: "and/or",
-    ast.Compare: "comparison",
     ast.IfExp: "if ... else",
     ast.GeneratorExp: "for ... in",
     ast.Tuple: ",",
@@ -66,58 +67,53 @@ _CONSTRUCTS: dict[type[ast.AST], str] = {
 }
 
 
-# --- the checked tree the evaluator compiles -----------------------------------------------
+_COMPARISONS: dict[type[ast.cmpop], str] = {
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
 
 
-class Num(NamedTuple):
-    """A number literal or a named constant."""
-
-    value: int | float
-    column: int
+# --- what the walk produces ---------------------------------------------------------------
 
 
-class Neg(NamedTuple):
-    """Unary minus (unary plus leaves no node: it cannot change an int or a float)."""
+class Builder(Protocol[T]):
+    """Receives each checked element, innermost first; the evaluator builds closures.
 
-    operand: Node
-    column: int
-
-
-class Step(NamedTuple):
-    """One `op operand` of a chain, with the column of the operator."""
-
-    op: str
-    operand: Node
-    column: int
-
-
-class Chain(NamedTuple):
-    """`first op1 x1 op2 x2 ...` applied left to right.
-
-    Python nests left-associative chains to the left (`1+2+3` is `(1+2)+3`); keeping them
-    flat makes a long sum one nesting level instead of one level per term.
+    No AST node ever leaves this module: a builder sees only numbers, operator strings,
+    whitelisted function names and the columns to report errors at.
     """
 
-    first: Node
-    steps: tuple[Step, ...]
+    def number(self, value: int | float, column: int) -> T:
+        """A number literal or a named constant."""
+
+    def negate(self, operand: T, column: int) -> T:
+        """Unary minus (unary plus produces nothing: it cannot change an int or a float)."""
+
+    def chain(self, first: T, steps: list[tuple[str, T, int]]) -> T:
+        """`first op1 x1 op2 x2 ...` applied left to right; each step has its operator column.
+
+        Python nests left-associative chains to the left (`1+2+3` is `(1+2)+3`); keeping
+        them flat makes a long sum one nesting level instead of one level per term.
+        """
+
+    def call(self, name: str, args: list[T], column: int) -> T:
+        """A call of a whitelisted function with an allowed number of arguments."""
 
 
-class Call(NamedTuple):
-    """A call of a whitelisted function."""
+class Parsed(NamedTuple, Generic[T]):
+    """What the builder made of the expression, and how many elements it has."""
 
-    name: str
-    args: tuple[Node, ...]
-    column: int
-
-
-Node = Num | Neg | Chain | Call
+    result: T
+    nodes: int
 
 
 # --- parsing -------------------------------------------------------------------------------
 
 
-def parse(expression: str, limits: Limits) -> Node:
-    """Check `expression` against the grammar and the limits; return the checked tree."""
+def parse(expression: str, limits: Limits, builder: Builder[T]) -> Parsed[T]:
+    """Check `expression` against the grammar and the limits, feeding `builder`."""
     if len(expression) > limits.max_length:
         raise CalcLimitError(
             f"expression too long (more than {limits.max_length} characters)",
@@ -139,7 +135,8 @@ def parse(expression: str, limits: Limits) -> Node:
         raise CalcLimitError("expression too complex to parse") from None
     except ValueError:
         raise CalcSyntaxError("expression cannot be parsed") from None
-    return _Checker(source, lead, limits).check(tree.body, 0)
+    checker = _Checker(source, lead, limits, builder)
+    return Parsed(checker.check(tree.body, 0), checker.nodes)
 
 
 def _bad_character(expression: str) -> CalcSyntaxError:
@@ -200,148 +197,152 @@ def _too_many(limits: Limits, position: int) -> CalcLimitError:
     )
 
 
-class _Checker:
+class _Checker(Generic[T]):
     """The whitelist walk: `_HANDLERS` maps each allowed AST node type to its handler."""
 
-    __slots__ = ("lead", "limits", "nodes", "source")
+    __slots__ = ("base", "builder", "limits", "nodes", "source")
 
-    def __init__(self, source: str, lead: int, limits: Limits) -> None:
+    def __init__(self, source: str, lead: int, limits: Limits, builder: Builder[T]) -> None:
         self.source = source
-        self.lead = lead
+        self.base = lead + 1  # from a 0-based offset in `source` to a column in the input
         self.limits = limits
+        self.builder = builder
         self.nodes = 0
 
-    def check(self, node: ast.expr, depth: int) -> Node:
+    def check(self, node: ast.expr, depth: int) -> T:
         if depth > self.limits.max_depth:
-            raise _too_deep(self.limits, self.column(node))
-        self.count(node)
+            raise _too_deep(self.limits, node.col_offset + self.base)
+        self.nodes += 1
+        if self.nodes > self.limits.max_nodes:
+            raise _too_many(self.limits, node.col_offset + self.base)
         handler = _HANDLERS.get(type(node))
         if handler is None:
             raise self.unsupported(node)
-        return handler(self, node, depth)
-
-    def count(self, node: ast.expr) -> None:
-        self.nodes += 1
-        if self.nodes > self.limits.max_nodes:
-            raise _too_many(self.limits, self.column(node))
-
-    def column(self, node: ast.expr | ast.keyword) -> int:
-        return node.col_offset + self.lead + 1
-
-    def text(self, node: ast.expr) -> str:
-        return self.source[node.col_offset : node.end_col_offset]
+        result: T = handler(self, node, depth)
+        return result
 
     # --- handlers ------------------------------------------------------------------------
 
-    def constant(self, node: ast.Constant, _depth: int) -> Node:
+    def constant(self, node: ast.Constant, _depth: int) -> T:
         value = node.value
+        column = node.col_offset + self.base
         # `type(...) is`: True/False are Constant nodes too, and bool is a subclass of int.
-        if type(value) is int:
-            if not _NUMBER.fullmatch(self.text(node)):
-                raise CalcSyntaxError(f"unsupported number `{self.text(node)}`", self.column(node))
+        kind = type(value)
+        if kind is not int and kind is not float:
+            raise self.unsupported(node)
+        text = self.source[node.col_offset : node.end_col_offset]
+        if not _NUMBER.fullmatch(text):
+            raise CalcSyntaxError(f"unsupported number `{_clip(text)}`", column)
+        if kind is int:
             if value.bit_length() > self.limits.max_int_bits:
                 raise CalcLimitError(
                     f"integer literal too large (more than {self.limits.max_int_bits} bits)",
-                    self.column(node),
+                    column,
                 )
-            return Num(value, self.column(node))
-        if type(value) is float:
-            if not _NUMBER.fullmatch(self.text(node)):
-                raise CalcSyntaxError(f"unsupported number `{self.text(node)}`", self.column(node))
-            if not math.isfinite(value):
-                raise CalcMathError("number too large (float overflow)", self.column(node))
-            return Num(value, self.column(node))
-        raise self.unsupported(node)
+        elif not math.isfinite(value):
+            raise CalcMathError("number too large (float overflow)", column)
+        return self.builder.number(value, column)
 
-    def name(self, node: ast.Name, _depth: int) -> Node:
+    def name(self, node: ast.Name, _depth: int) -> T:
+        column = node.col_offset + self.base
         if node.id in CONSTANTS:
-            return Num(CONSTANTS[node.id], self.column(node))
+            return self.builder.number(CONSTANTS[node.id], column)
         if node.id in FUNCTIONS:
             raise CalcSyntaxError(
-                f"function `{node.id}` must be called, as in `{node.id}(...)`", self.column(node)
+                f"function `{node.id}` must be called, as in `{node.id}(...)`", column
             )
-        raise CalcSyntaxError(f"unknown name `{_clip(node.id)}`", self.column(node))
+        raise CalcSyntaxError(f"unknown name `{_clip(node.id)}`", column)
 
-    def unary(self, node: ast.UnaryOp, depth: int) -> Node:
-        if isinstance(node.op, ast.USub):
-            return Neg(self.check(node.operand, depth + 1), self.column(node))
-        if isinstance(node.op, ast.UAdd):
+    def unary(self, node: ast.UnaryOp, depth: int) -> T:
+        if type(node.op) is ast.USub:
+            return self.builder.negate(
+                self.check(node.operand, depth + 1), node.col_offset + self.base
+            )
+        if type(node.op) is ast.UAdd:
             return self.check(node.operand, depth + 1)
         raise self.unsupported(node)
 
-    def binary(self, node: ast.BinOp, depth: int) -> Node:
+    def binary(self, node: ast.BinOp, depth: int) -> T:
         # Walk the left spine without recursion: `1+2+...+n` is one level, not n.
         spine = [node]
         left = node.left
-        while isinstance(left, ast.BinOp):
-            self.count(left)
+        while type(left) is ast.BinOp:
+            self.nodes += 1
+            if self.nodes > self.limits.max_nodes:
+                raise _too_many(self.limits, left.col_offset + self.base)
             spine.append(left)
             left = left.left
         first = self.check(left, depth + 1)
         steps = []
         for binop in reversed(spine):
-            op = _BINARY_OPS.get(type(binop.op))
             column = self.operator_column(binop)
+            op = _BINARY_OPS.get(type(binop.op))
             if op is None:
                 raise CalcSyntaxError("unsupported operator", column)
-            steps.append(Step(op, self.check(binop.right, depth + 1), column))
-        return Chain(first, tuple(steps))
+            steps.append((op, self.check(binop.right, depth + 1), column))
+        return self.builder.chain(first, steps)
 
     def operator_column(self, node: ast.BinOp) -> int:
         # Between the operands there are only spaces, parentheses and the operator itself.
         start = node.left.end_col_offset or 0
         between = self.source[start : node.right.col_offset]
-        offset = next((i for i, c in enumerate(between) if c not in " ()"), 0)
-        return start + offset + self.lead + 1
+        return start + len(between) - len(between.lstrip(" ()")) + self.base
 
-    def call(self, node: ast.Call, depth: int) -> Node:
+    def call(self, node: ast.Call, depth: int) -> T:
         func = node.func
-        if not isinstance(func, ast.Name):
-            raise CalcSyntaxError("only the built-in functions can be called", self.column(node))
+        if type(func) is not ast.Name:
+            raise CalcSyntaxError(
+                "only the built-in functions can be called", node.col_offset + self.base
+            )
         name = func.id
-        column = self.column(func)
-        if name not in FUNCTIONS:
+        column = func.col_offset + self.base
+        arity = FUNCTIONS.get(name)
+        if arity is None:
             if name in CONSTANTS:
                 raise CalcSyntaxError(f"`{name}` is a constant, not a function", column)
             raise CalcSyntaxError(f"unknown function `{_clip(name)}`", column)
         if node.keywords:
-            raise CalcSyntaxError("keyword arguments are not supported", self.column(node))
-        if len(node.args) > self.limits.max_args:
+            raise CalcSyntaxError(
+                "keyword arguments are not supported", node.keywords[0].col_offset + self.base
+            )
+        count = len(node.args)
+        if count > self.limits.max_args:
             raise CalcLimitError(
                 f"too many arguments to `{name}` (more than {self.limits.max_args})", column
             )
-        arity = FUNCTIONS[name]
-        most = self.limits.max_args if arity.most is None else arity.most
-        if not arity.least <= len(node.args) <= most:
-            raise CalcSyntaxError(
-                f"`{name}` takes {arity.describe()} ({len(node.args)} given)", column
-            )
+        if count < arity.least or (arity.most is not None and count > arity.most):
+            raise CalcSyntaxError(f"`{name}` takes {arity.describe()} ({count} given)", column)
         args = []
         for arg in node.args:
-            if isinstance(arg, ast.Starred):
-                raise CalcSyntaxError("starred arguments are not supported", self.column(arg))
+            if type(arg) is ast.Starred:
+                raise CalcSyntaxError(
+                    "starred arguments are not supported", arg.col_offset + self.base
+                )
             args.append(self.check(arg, depth + 1))
-        return Call(name, tuple(args), column)
+        return self.builder.call(name, args, column)
 
     def unsupported(self, node: ast.expr) -> CalcSyntaxError:
         if isinstance(node, ast.Attribute):
             # Point at the attribute name itself: `(1).__class__` -> column 5.
             end = node.end_col_offset or 0
             return CalcSyntaxError(
-                f"unsupported syntax `{_clip(node.attr)}`", end - len(node.attr) + self.lead + 1
+                f"unsupported syntax `{_clip(node.attr)}`", end - len(node.attr) + self.base
             )
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             what = "not"
+        elif isinstance(node, ast.Compare):
+            what = _COMPARISONS.get(type(node.ops[0]), "comparison")
         else:
-            what = _CONSTRUCTS.get(type(node)) or _clip(self.text(node))
-        return CalcSyntaxError(f"unsupported syntax `{what}`", self.column(node))
+            text = self.source[node.col_offset : node.end_col_offset]
+            what = _CONSTRUCTS.get(type(node)) or _clip(text)
+        return CalcSyntaxError(f"unsupported syntax `{what}`", node.col_offset + self.base)
 
 
 def _clip(text: str, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-_HANDLERS: dict[type[ast.AST], Callable[[_Checker, Any, int], Node]] = {
+_HANDLERS: dict[type[ast.AST], Callable[[_Checker[Any], Any, int], Any]] = {
     ast.Constant: _Checker.constant,
     ast.Name: _Checker.name,
     ast.UnaryOp: _Checker.unary,
