@@ -26,7 +26,8 @@ from pingcalc.settings import SCOPES
 
 # A recognisable prefix lets secret scanners find leaked tokens; 32 random bytes = 256 bits,
 # far beyond guessing even without the per-IP throttle.
-TOKEN_PREFIX = "pc_"  # noqa: S105 - a public prefix, not a secret
+# A public prefix, not a secret.
+TOKEN_PREFIX = "pc_"  # noqa: S105  # nosec B105
 TOKEN_BYTES = 32
 # Names appear in logs and audit records: keep them to a safe, short alphabet (log injection).
 NAME_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")

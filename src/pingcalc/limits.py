@@ -9,6 +9,7 @@ answers again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 import uuid
@@ -304,8 +305,7 @@ class SharedConcurrencyCap(ConcurrencyCap):
             self._held -= 1
             if self._held == 0:
                 self._idle.set()
-            try:
+            # If Redis fails now, the stale bound frees the slot later.
+            with contextlib.suppress(Exception):
                 await self._redis.zrem(keys[0], holder)
                 await self._redis.zrem(keys[1], holder)
-            except Exception:  # noqa: S110 - the stale bound frees the slot later
-                pass
