@@ -26,6 +26,7 @@ Number = int | float
 Thunk = Callable[[], Number]
 BinaryOp = Callable[[Number, Number], Number]
 Function = Callable[..., Number]
+_Steps = tuple[Thunk, list[tuple[BinaryOp, Thunk, int]]]
 
 # Default number of compiled expressions an `Evaluator` keeps.
 CACHE_SIZE = 1024
@@ -271,11 +272,17 @@ class _Compiler:
 
         return run
 
-    def chain(self, first: Thunk, steps: list[tuple[str, Thunk, int]]) -> Thunk:
-        ops = self.ops
+    def chain_start(self, first: Thunk) -> _Steps:
+        return (first, [])
+
+    def chain_step(self, chain: _Steps, op: str, operand: Thunk, column: int) -> _Steps:
+        chain[1].append((self.ops[op], operand, column))
+        return chain
+
+    def chain_end(self, chain: _Steps) -> Thunk:
+        first, steps = chain
         if len(steps) == 1:
-            ((symbol, right, column),) = steps
-            op = ops[symbol]
+            ((op, right, column),) = steps
 
             def run_one() -> Number:
                 # An operand's own failure is already a CalcError and passes through.
@@ -286,7 +293,7 @@ class _Compiler:
 
             return run_one
 
-        compiled = tuple((ops[symbol], right, column) for symbol, right, column in steps)
+        compiled = tuple(steps)
 
         def run() -> Number:
             value = first()
@@ -322,6 +329,53 @@ class _Compiler:
                 raise _translate(exc, column, name) from None
 
         return run
+
+
+class _Interpreter:
+    """The `Builder` for one-off evaluation: computes each value as soon as it is checked.
+
+    It reports the same error the compiled form would: the first failure in evaluation
+    order is kept, the walk goes on (with 0 in place of the failed value, every operation
+    still bounded) so that a grammar error further right still takes precedence, as it
+    does when compiling.
+    """
+
+    __slots__ = ("check", "error", "functions", "ops")
+
+    def __init__(self, runtime: _Runtime) -> None:
+        self.ops = runtime.ops
+        self.functions = runtime.functions
+        self.check = runtime.check
+        self.error: CalcError | None = None
+
+    def _fail(self, exc: Exception, column: int, function: str | None = None) -> Number:
+        if self.error is None:
+            self.error = _translate(exc, column, function)
+        return 0
+
+    def number(self, value: int | float, column: int) -> Number:
+        return value
+
+    def negate(self, operand: Number, column: int) -> Number:
+        return -operand
+
+    def chain_start(self, first: Number) -> Number:
+        return first
+
+    def chain_step(self, chain: Number, op: str, operand: Number, column: int) -> Number:
+        try:
+            return self.ops[op](chain, operand)
+        except _ARITHMETIC as exc:
+            return self._fail(exc, column)
+
+    def chain_end(self, chain: Number) -> Number:
+        return chain
+
+    def call(self, name: str, args: list[Number], column: int) -> Number:
+        try:
+            return self.check(self.functions[name](*args))
+        except _ARITHMETIC as exc:
+            return self._fail(exc, column, name)
 
 
 # --- public API ----------------------------------------------------------------------------
@@ -360,8 +414,19 @@ def compile_expression(expression: str, limits: Limits = DEFAULT_LIMITS) -> Comp
 
 
 def evaluate(expression: str, limits: Limits = DEFAULT_LIMITS) -> Number:
-    """Evaluate `expression` (uncached); the result is an int or a finite float."""
-    return compile_expression(expression, limits)()
+    """Evaluate `expression` once, uncached; the result is an int or a finite float.
+
+    Same checks and same errors as `compile_expression(expression, limits)()`, but the
+    values are computed during the walk instead of building closures first.
+    """
+    interpreter = _Interpreter(_runtime(limits))
+    try:
+        value = parse(expression, limits, interpreter).result
+    except RecursionError:
+        raise CalcLimitError("expression nested too deeply to evaluate here") from None
+    if interpreter.error is not None:
+        raise interpreter.error
+    return value
 
 
 class Evaluator:

@@ -38,10 +38,17 @@ _ALLOWED = re.compile(r"[0-9A-Za-z_ .+\-*/%(),]*")
 _TOKEN = re.compile(
     r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[A-Za-z_][A-Za-z0-9_]*|\*\*|//|[-+*/%]"
 )
-# Decimal literals only: no `0x`, `0o`, `0b`, `_` separators or `j` (complex) suffixes.
-_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+# Decimal literals only. Every other literal Python accepts (`0x1f`, `0o7`, `0b1`, `1_000`,
+# `1j`, `1e5j`) is a decimal-looking start glued to a letter, `_` or `.`: one search finds
+# them all. The atomic group stops backtracking from splitting a valid literal (`1.5`).
+_NON_DECIMAL = re.compile(
+    r"(?<![A-Za-z0-9_.])(?>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)[A-Za-z0-9_.]+"
+)
+
+_OPERATOR_CHARS = frozenset("+-*/%")
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 _CONTROL_NAMES = {"\0": "NUL", "\t": "tab", "\n": "line break", "\r": "carriage return"}
 
@@ -78,11 +85,12 @@ _COMPARISONS: dict[type[ast.cmpop], str] = {
 # --- what the walk produces ---------------------------------------------------------------
 
 
-class Builder(Protocol[T]):
-    """Receives each checked element, innermost first; the evaluator builds closures.
+class Builder(Protocol[T, A]):
+    """Receives each checked element in evaluation order (operands before their operator).
 
-    No AST node ever leaves this module: a builder sees only numbers, operator strings,
-    whitelisted function names and the columns to report errors at.
+    The evaluator has two: one compiles closures, one computes values at once. No AST node
+    ever leaves this module: a builder sees only numbers, operator symbols, whitelisted
+    function names and the columns to report errors at.
     """
 
     def number(self, value: int | float, column: int) -> T:
@@ -91,12 +99,18 @@ class Builder(Protocol[T]):
     def negate(self, operand: T, column: int) -> T:
         """Unary minus (unary plus produces nothing: it cannot change an int or a float)."""
 
-    def chain(self, first: T, steps: list[tuple[str, T, int]]) -> T:
-        """`first op1 x1 op2 x2 ...` applied left to right; each step has its operator column.
+    # A chain is `first op1 x1 op2 x2 ...` applied left to right. Python nests such chains
+    # to the left (`1+2+3` is `(1+2)+3`); keeping them flat makes a long sum one nesting
+    # level instead of one level per term. Each step comes as soon as its operand is checked.
 
-        Python nests left-associative chains to the left (`1+2+3` is `(1+2)+3`); keeping
-        them flat makes a long sum one nesting level instead of one level per term.
-        """
+    def chain_start(self, first: T) -> A:
+        """The first operand of a chain."""
+
+    def chain_step(self, chain: A, op: str, operand: T, column: int) -> A:
+        """One `op operand` step; `column` is the operator's."""
+
+    def chain_end(self, chain: A) -> T:
+        """The chain is complete."""
 
     def call(self, name: str, args: list[T], column: int) -> T:
         """A call of a whitelisted function with an allowed number of arguments."""
@@ -112,7 +126,7 @@ class Parsed(NamedTuple, Generic[T]):
 # --- parsing -------------------------------------------------------------------------------
 
 
-def parse(expression: str, limits: Limits, builder: Builder[T]) -> Parsed[T]:
+def parse(expression: str, limits: Limits, builder: Builder[T, A]) -> Parsed[T]:
     """Check `expression` against the grammar and the limits, feeding `builder`."""
     if len(expression) > limits.max_length:
         raise CalcLimitError(
@@ -127,6 +141,12 @@ def parse(expression: str, limits: Limits, builder: Builder[T]) -> Parsed[T]:
     if not source.rstrip(" "):
         raise CalcSyntaxError("empty expression")
     _prescan(source, lead, limits)
+    literal = _NON_DECIMAL.search(source)
+    if literal:
+        raise CalcSyntaxError(
+            f"unsupported number `{_clip(literal.group())}` (decimal numbers only)",
+            literal.start() + lead + 1,
+        )
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
@@ -197,23 +217,25 @@ def _too_many(limits: Limits, position: int) -> CalcLimitError:
     )
 
 
-class _Checker(Generic[T]):
+class _Checker(Generic[T, A]):
     """The whitelist walk: `_HANDLERS` maps each allowed AST node type to its handler."""
 
-    __slots__ = ("base", "builder", "limits", "nodes", "source")
+    __slots__ = ("base", "builder", "limits", "max_depth", "max_nodes", "nodes", "source")
 
-    def __init__(self, source: str, lead: int, limits: Limits, builder: Builder[T]) -> None:
+    def __init__(self, source: str, lead: int, limits: Limits, builder: Builder[T, A]) -> None:
         self.source = source
         self.base = lead + 1  # from a 0-based offset in `source` to a column in the input
         self.limits = limits
+        self.max_depth = limits.max_depth
+        self.max_nodes = limits.max_nodes
         self.builder = builder
         self.nodes = 0
 
     def check(self, node: ast.expr, depth: int) -> T:
-        if depth > self.limits.max_depth:
+        if depth > self.max_depth:
             raise _too_deep(self.limits, node.col_offset + self.base)
         self.nodes += 1
-        if self.nodes > self.limits.max_nodes:
+        if self.nodes > self.max_nodes:
             raise _too_many(self.limits, node.col_offset + self.base)
         handler = _HANDLERS.get(type(node))
         if handler is None:
@@ -224,21 +246,19 @@ class _Checker(Generic[T]):
     # --- handlers ------------------------------------------------------------------------
 
     def constant(self, node: ast.Constant, _depth: int) -> T:
+        # The literal's spelling was checked by `_NON_DECIMAL` before parsing.
         value = node.value
         column = node.col_offset + self.base
         # `type(...) is`: True/False are Constant nodes too, and bool is a subclass of int.
         kind = type(value)
-        if kind is not int and kind is not float:
-            raise self.unsupported(node)
-        text = self.source[node.col_offset : node.end_col_offset]
-        if not _NUMBER.fullmatch(text):
-            raise CalcSyntaxError(f"unsupported number `{_clip(text)}`", column)
         if kind is int:
             if value.bit_length() > self.limits.max_int_bits:
                 raise CalcLimitError(
                     f"integer literal too large (more than {self.limits.max_int_bits} bits)",
                     column,
                 )
+        elif kind is not float:
+            raise self.unsupported(node)
         elif not math.isfinite(value):
             raise CalcMathError("number too large (float overflow)", column)
         return self.builder.number(value, column)
@@ -268,23 +288,25 @@ class _Checker(Generic[T]):
         left = node.left
         while type(left) is ast.BinOp:
             self.nodes += 1
-            if self.nodes > self.limits.max_nodes:
+            if self.nodes > self.max_nodes:
                 raise _too_many(self.limits, left.col_offset + self.base)
             spine.append(left)
             left = left.left
-        first = self.check(left, depth + 1)
-        steps = []
+        builder = self.builder
+        chain = builder.chain_start(self.check(left, depth + 1))
         for binop in reversed(spine):
             column = self.operator_column(binop)
             op = _BINARY_OPS.get(type(binop.op))
             if op is None:
                 raise CalcSyntaxError("unsupported operator", column)
-            steps.append((op, self.check(binop.right, depth + 1), column))
-        return self.builder.chain(first, steps)
+            chain = builder.chain_step(chain, op, self.check(binop.right, depth + 1), column)
+        return builder.chain_end(chain)
 
     def operator_column(self, node: ast.BinOp) -> int:
         # Between the operands there are only spaces, parentheses and the operator itself.
         start = node.left.end_col_offset or 0
+        if self.source[start] in _OPERATOR_CHARS:  # the common `1+2`: no search needed
+            return start + self.base
         between = self.source[start : node.right.col_offset]
         return start + len(between) - len(between.lstrip(" ()")) + self.base
 
@@ -342,7 +364,7 @@ def _clip(text: str, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-_HANDLERS: dict[type[ast.AST], Callable[[_Checker[Any], Any, int], Any]] = {
+_HANDLERS: dict[type[ast.AST], Callable[[_Checker[Any, Any], Any, int], Any]] = {
     ast.Constant: _Checker.constant,
     ast.Name: _Checker.name,
     ast.UnaryOp: _Checker.unary,

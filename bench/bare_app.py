@@ -1,0 +1,60 @@
+"""The baseline of the HTTP benchmark: FastAPI doing pingcalc's evaluation and nothing else.
+
+Same request and response bodies, the same `Evaluator` (limits and cache size from the default
+settings) and the same uvicorn options as `pingcalc serve`, but no authentication, rate limits,
+audit, access log, request ids or security headers. pingcalc's requests/s over this app's is
+the cost of those layers.
+
+Run: `python -m bench.bare_app PORT`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from pingcalc.calc import CalcError, Evaluator, Limits
+from pingcalc.server import uvicorn_options
+from pingcalc.settings import Settings
+
+
+class CalculateRequest(BaseModel):
+    """The body pingcalc accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expression: StrictStr = Field(max_length=100_000)
+
+
+def create_bare_app(settings: Settings) -> FastAPI:
+    """FastAPI with the two benchmarked routes and no security layers."""
+    evaluator = Evaluator(Limits.from_settings(settings), settings.calc_cache_size)
+    app = FastAPI(docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/api/v1/calculate")
+    async def calculate(body: CalculateRequest) -> JSONResponse:
+        try:
+            result = evaluator.evaluate(body.expression)
+        except CalcError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"expression": body.expression, "result": result})
+
+    return app
+
+
+def main(port: int) -> None:
+    """Serve on 127.0.0.1:`port` with pingcalc's own uvicorn options."""
+    settings = Settings(port=port, tokens_file="/nonexistent")
+    uvicorn.Server(uvicorn.Config(create_bare_app(settings), **uvicorn_options(settings))).run()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
