@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pingcalc import __version__
-from pingcalc.api import health, ping, web
+from pingcalc.api import calculate, health, ping, web
 from pingcalc.api import metrics as metrics_api
 from pingcalc.api.middleware import RequestGuard
 from pingcalc.api.problems import install_problem_handlers
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(calculate.router)
     app.include_router(ping.router)
     app.include_router(web.router)
     app.include_router(metrics_api.router)

@@ -139,6 +139,23 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- calc --------------------------------------------------------------------------------
+
+
+def cmd_calc(args: argparse.Namespace) -> int:
+    """Evaluate one expression with the server's engine and limits; exit 2 if rejected."""
+    from pingcalc.calc import CalcError, Limits, evaluate
+
+    limits = Limits.from_settings(_settings(args))
+    try:
+        result = evaluate(args.expression, limits)
+    except CalcError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    print(result)
+    return EXIT_OK
+
+
 # --- ping --------------------------------------------------------------------------------
 
 
@@ -247,6 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token_sub.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")
     revoke.set_defaults(handler=cmd_token_revoke)
+
+    calc = sub.add_parser(
+        "calc",
+        help="evaluate an arithmetic expression with the server's engine",
+        epilog="An expression starting with '-' goes after '--': pingcalc calc -- '-2**2'",
+    )
+    calc.add_argument("expression", help="for example '2*(3+4)' (quote it for the shell)")
+    calc.set_defaults(handler=cmd_calc)
 
     ping = sub.add_parser("ping", help="ping an IP address with the server's engine and policy")
     ping.add_argument("target", help="an IPv4 dotted-quad or IPv6 address (no host names)")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from pingcalc.audit import Auditor
 from pingcalc.auth import TokenStore
+from pingcalc.calc import Evaluator, Limits
 from pingcalc.limits import ConcurrencyCap, RateLimiter, SharedConcurrencyCap
 from pingcalc.metrics import Metrics
 from pingcalc.ping import PingBackend, TargetPolicy, select_backend
@@ -21,6 +22,7 @@ class Services:
     limiter: RateLimiter
     audit: Auditor
     ping_cap: ConcurrencyCap
+    evaluator: Evaluator
     pinger: PingBackend
     ping_backend_reason: str  # why this backend: for the start-up log and `pingcalc check`
     ping_policy: TargetPolicy
@@ -50,6 +52,7 @@ def build_services(settings: Settings) -> Services:
         limiter=limiter,
         audit=audit,
         ping_cap=ping_cap,
+        evaluator=Evaluator(Limits.from_settings(settings), cache_size=settings.calc_cache_size),
         pinger=pinger,
         ping_backend_reason=ping_backend_reason,
         ping_policy=TargetPolicy(settings.ping_allow, settings.ping_deny),

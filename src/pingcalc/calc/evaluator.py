@@ -79,8 +79,13 @@ class _Runtime:
 
 
 @lru_cache(maxsize=16)
-def _runtime(limits: Limits) -> _Runtime:
+def _cached_runtime(limits: Limits) -> _Runtime:
     return _Runtime(limits)
+
+
+def _runtime(limits: Limits) -> _Runtime:
+    # Hashing a dataclass runs Python code: skip it for the defaults, the common case.
+    return _DEFAULT_RUNTIME if limits is DEFAULT_LIMITS else _cached_runtime(limits)
 
 
 def _too_big(max_bits: int) -> _Fault:
@@ -378,6 +383,9 @@ class _Interpreter:
             return self._fail(exc, column, name)
 
 
+_DEFAULT_RUNTIME = _Runtime(DEFAULT_LIMITS)
+
+
 # --- public API ----------------------------------------------------------------------------
 
 
@@ -406,11 +414,11 @@ class Compiled:
 def compile_expression(expression: str, limits: Limits = DEFAULT_LIMITS) -> Compiled:
     """Parse, check and compile `expression`; raise CalcError if it is rejected."""
     try:
-        parsed = parse(expression, limits, _runtime(limits).compiler)
+        run, nodes = parse(expression, limits, _runtime(limits).compiler)
     except RecursionError:
         # Only if the caller's own stack is already deep: the depth limit keeps ours short.
         raise CalcLimitError("expression nested too deeply to compile here") from None
-    return Compiled(expression, limits, parsed.result, parsed.nodes)
+    return Compiled(expression, limits, run, nodes)
 
 
 def evaluate(expression: str, limits: Limits = DEFAULT_LIMITS) -> Number:
@@ -421,7 +429,7 @@ def evaluate(expression: str, limits: Limits = DEFAULT_LIMITS) -> Number:
     """
     interpreter = _Interpreter(_runtime(limits))
     try:
-        value = parse(expression, limits, interpreter).result
+        value, _ = parse(expression, limits, interpreter)
     except RecursionError:
         raise CalcLimitError("expression nested too deeply to evaluate here") from None
     if interpreter.error is not None:

@@ -26,7 +26,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pingcalc.calc.errors import CalcError, CalcLimitError, CalcMathError, CalcSyntaxError
 from pingcalc.calc.functions import CONSTANTS, FUNCTIONS
@@ -38,12 +38,8 @@ _ALLOWED = re.compile(r"[0-9A-Za-z_ .+\-*/%(),]*")
 _TOKEN = re.compile(
     r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[A-Za-z_][A-Za-z0-9_]*|\*\*|//|[-+*/%]"
 )
-# Decimal literals only. Every other literal Python accepts (`0x1f`, `0o7`, `0b1`, `1_000`,
-# `1j`, `1e5j`) is a decimal-looking start glued to a letter, `_` or `.`: one search finds
-# them all. The atomic group stops backtracking from splitting a valid literal (`1.5`).
-_NON_DECIMAL = re.compile(
-    r"(?<![A-Za-z0-9_.])(?>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)[A-Za-z0-9_.]+"
-)
+# Decimal literals only: no `0x1f`, `0o7`, `0b1`, `1_000` separators or `1j` (complex).
+_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 _OPERATOR_CHARS = frozenset("+-*/%")
 
@@ -116,18 +112,15 @@ class Builder(Protocol[T, A]):
         """A call of a whitelisted function with an allowed number of arguments."""
 
 
-class Parsed(NamedTuple, Generic[T]):
-    """What the builder made of the expression, and how many elements it has."""
-
-    result: T
-    nodes: int
-
-
 # --- parsing -------------------------------------------------------------------------------
 
 
-def parse(expression: str, limits: Limits, builder: Builder[T, A]) -> Parsed[T]:
-    """Check `expression` against the grammar and the limits, feeding `builder`."""
+def parse(expression: str, limits: Limits, builder: Builder[T, A]) -> tuple[T, int]:
+    """Check `expression` against the grammar and the limits, feeding `builder`.
+
+    Returns what the builder made of the whole expression and how many elements
+    (numbers, names, operators) it has.
+    """
     if len(expression) > limits.max_length:
         raise CalcLimitError(
             f"expression too long (more than {limits.max_length} characters)",
@@ -141,12 +134,6 @@ def parse(expression: str, limits: Limits, builder: Builder[T, A]) -> Parsed[T]:
     if not source.rstrip(" "):
         raise CalcSyntaxError("empty expression")
     _prescan(source, lead, limits)
-    literal = _NON_DECIMAL.search(source)
-    if literal:
-        raise CalcSyntaxError(
-            f"unsupported number `{_clip(literal.group())}` (decimal numbers only)",
-            literal.start() + lead + 1,
-        )
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
@@ -156,7 +143,7 @@ def parse(expression: str, limits: Limits, builder: Builder[T, A]) -> Parsed[T]:
     except ValueError:
         raise CalcSyntaxError("expression cannot be parsed") from None
     checker = _Checker(source, lead, limits, builder)
-    return Parsed(checker.check(tree.body, 0), checker.nodes)
+    return checker.check(tree.body, 0), checker.nodes
 
 
 def _bad_character(expression: str) -> CalcSyntaxError:
@@ -246,19 +233,25 @@ class _Checker(Generic[T, A]):
     # --- handlers ------------------------------------------------------------------------
 
     def constant(self, node: ast.Constant, _depth: int) -> T:
-        # The literal's spelling was checked by `_NON_DECIMAL` before parsing.
         value = node.value
         column = node.col_offset + self.base
         # `type(...) is`: True/False are Constant nodes too, and bool is a subclass of int.
         kind = type(value)
+        if kind is not int and kind is not float:
+            raise self.unsupported(node)
+        # The spelling: `ast` gives 16 for `0x10` and 1000 for `1_000`. `isdigit` is the
+        # fast path for plain integers (safe: the alphabet check left only ASCII digits).
+        text = self.source[node.col_offset : node.end_col_offset]
+        if not text.isdigit() and not _NUMBER.fullmatch(text):
+            raise CalcSyntaxError(
+                f"unsupported number `{_clip(text)}` (decimal numbers only)", column
+            )
         if kind is int:
             if value.bit_length() > self.limits.max_int_bits:
                 raise CalcLimitError(
                     f"integer literal too large (more than {self.limits.max_int_bits} bits)",
                     column,
                 )
-        elif kind is not float:
-            raise self.unsupported(node)
         elif not math.isfinite(value):
             raise CalcMathError("number too large (float overflow)", column)
         return self.builder.number(value, column)
