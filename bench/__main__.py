@@ -3,6 +3,7 @@
     python -m bench                     # everything (about five minutes on 2 cores)
     python -m bench --quick             # a short smoke run of everything
     python -m bench --only evaluator    # some sections (comma-separated)
+    python -m bench --render            # re-render docs/benchmarks.md from bench/results.json
 
 Each section (and, for the evaluator and ping, each repetition) runs in a child process with
 a timeout, so one section's memory or failure cannot skew or stop another.
@@ -136,9 +137,11 @@ def machine() -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
                 break
     try:
-        wrk = subprocess.run(
-            ["wrk", "-v"], capture_output=True, text=True, timeout=5, check=False
-        ).stdout.split(" [")[0].strip()
+        wrk = (
+            subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=5, check=False)
+            .stdout.split(" [")[0]
+            .strip()
+        )
     except OSError:
         wrk = "not installed"
     versions = {}
@@ -163,12 +166,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS)}")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON")
     parser.add_argument("--doc", type=Path, default=DOC, help="where to write the Markdown")
+    parser.add_argument(
+        "--render", action="store_true", help="only re-render the Markdown from the JSON"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(run_section(args.child, args.quick)))
         return 0
     from bench.report import render, targets
+
+    if args.render:
+        args.doc.write_text(render(json.loads(args.results.read_text())))
+        print(f"wrote {args.doc}")
+        return 0
 
     names = args.only.split(",") if args.only else list(SECTIONS)
     unknown = set(names) - set(SECTIONS)

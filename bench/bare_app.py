@@ -1,6 +1,6 @@
 """The baseline of the HTTP benchmark: FastAPI doing pingcalc's evaluation and nothing else.
 
-Same request and response bodies, the same `Evaluator` (limits and cache size from the default
+The same request and response models, the same `Evaluator` (limits and cache size from the default
 settings) and the same uvicorn options as `pingcalc serve`, but no authentication, rate limits,
 audit, access log, request ids or security headers. pingcalc's requests/s over this app's is
 the cost of those layers.
@@ -15,19 +15,11 @@ import sys
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from pingcalc.api.calculate import CalculateRequest, CalculateResponse
 from pingcalc.calc import CalcError, Evaluator, Limits
 from pingcalc.server import uvicorn_options
 from pingcalc.settings import Settings
-
-
-class CalculateRequest(BaseModel):
-    """The body pingcalc accepts."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    expression: StrictStr = Field(max_length=100_000)
 
 
 def create_bare_app(settings: Settings) -> FastAPI:
@@ -39,13 +31,13 @@ def create_bare_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/api/v1/calculate")
-    async def calculate(body: CalculateRequest) -> JSONResponse:
+    @app.post("/api/v1/calculate", response_model=CalculateResponse)
+    async def calculate(body: CalculateRequest) -> CalculateResponse | JSONResponse:
         try:
             result = evaluator.evaluate(body.expression)
         except CalcError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=422)
-        return JSONResponse({"expression": body.expression, "result": result})
+        return CalculateResponse(expression=body.expression, result=result)
 
     return app
 

@@ -256,7 +256,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         # p99 under abuse over p99 of the same server idle (median over repetitions).
         "ratio_abuse_over_idle_p99": {
             endpoint: round(
-                summary["abuse"][endpoint]["p99_ms"] / max(summary["idle"][endpoint]["p99_ms"], 1e-3),
+                summary["abuse"][endpoint]["p99_ms"]
+                / max(summary["idle"][endpoint]["p99_ms"], 1e-3),
                 2,
             )
             for endpoint in ("healthz", "calculate")

@@ -64,7 +64,7 @@ def _container_once(tokens: Path) -> dict[str, float]:
     argv = [
         "run", "-d", "--name", name, "--read-only", "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges", "--user", f"{APP_UID}:{APP_UID}",
-        "--tmpfs", "/tmp:rw,noexec,nosuid,nodev,size=16m",
+        "--tmpfs", "/tmp:rw,noexec,nosuid,nodev,size=16m",  # noqa: S108 - in the container
         "--sysctl", f"net.ipv4.ping_group_range={APP_UID} {APP_UID}",
         "--memory", "256m", "--pids-limit", "128",
         "-p", f"127.0.0.1:{port}:8080",
@@ -80,7 +80,8 @@ def _container_once(tokens: Path) -> dict[str, float]:
         try:
             wait_healthy(f"http://127.0.0.1:{port}", None, log)
         except RuntimeError:
-            raise RuntimeError(f"container never healthy: {_docker('logs', name).stderr[-1000:]}")
+            logs = _docker("logs", name).stderr[-1000:]
+            raise RuntimeError(f"container never healthy: {logs}") from None
         seconds = time.monotonic() - started
         time.sleep(SETTLE_SECONDS)
         pid = int(_docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip())

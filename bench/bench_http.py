@@ -10,7 +10,12 @@ Servers: `bare` (bench/bare_app.py), `pingcalc` (the real `pingcalc serve`, acce
 rate limits raised so they count but never refuse), `pingcalc_no_access_log`, and
 `pingcalc_no_log_no_limits` (also no rate limiter) to attribute the cost.
 
-Run: `.venv/bin/python -m bench.bench_http`.
+Run: `.venv/bin/python -m bench.bench_http` (`--quick`: one short repetition).
+
+Profiling a layer: start `pingcalc serve` as `start_pingcalc` does (the `VARIANTS` settings),
+put the wrk load of `measure` on it, and meanwhile run
+`.venv/bin/py-spy record -r 300 -d 6 -f raw -o profile.txt --pid PID` (or `py-spy dump`);
+keep only the stacks through `Runner.run` (the event loop) to drop idle worker threads.
 """
 
 from __future__ import annotations

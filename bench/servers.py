@@ -100,7 +100,9 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes] | None, log_path: Pa
     started = time.monotonic()
     while time.monotonic() - started < START_TIMEOUT_S:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited {process.returncode}: {log_path.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"server exited {process.returncode}: {log_path.read_text()[-2000:]}"
+            )
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=1) as response:  # noqa: S310
                 if response.status == 200:

@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     calc_max_length: int = Field(default=1000, ge=1, le=100_000)
     calc_max_depth: int = Field(default=50, ge=1, le=500)
     calc_max_nodes: int = Field(default=500, ge=1, le=100_000)
-    calc_max_int_bits: int = Field(default=4096, ge=64, le=1_000_000)
+    # CPython cannot print ints over ~14,284 bits (its 4,300-digit str() limit).
+    calc_max_int_bits: int = Field(default=4096, ge=64, le=14_000)
     calc_max_args: int = Field(default=16, ge=1, le=1000)
     calc_cache_size: int = Field(default=1024, ge=0, le=1_000_000)
 

@@ -38,8 +38,8 @@ class CalculateResponse(BaseModel):
     result: int | float
 
 
-_REJECTED = {"description": "The expression was rejected (`detail`, `position`)"}
-_PROBLEM = {"content": {PROBLEM_MEDIA_TYPE: {}}}
+_REJECTED: dict[str, Any] = {"description": "The expression was rejected (`detail`, `position`)"}
+_PROBLEM: dict[str, Any] = {"content": {PROBLEM_MEDIA_TYPE: {}}}
 
 
 @router.post(

@@ -13,8 +13,10 @@ from pingcalc.services import Services
 from pingcalc.settings import Scope
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The services built by `create_app` for this application instance."""
+    # async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread
+    # hand-off on every request that cost more than the rest of this dependency (bench/).
     services: Services = request.app.state.services
     return services
 

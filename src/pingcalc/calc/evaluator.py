@@ -94,13 +94,11 @@ def _too_big(max_bits: int) -> _Fault:
 
 def _result_check(max_bits: int) -> Callable[[object], Number]:
     def check(value: object) -> Number:
-        if value.__class__ is int:
-            assert isinstance(value, int)
+        if type(value) is int:
             if value.bit_length() > max_bits:
                 raise _too_big(max_bits)
             return value
-        if value.__class__ is float:
-            assert isinstance(value, float)
+        if type(value) is float:
             if value - value:
                 raise _float_fault(value)
             return value
@@ -118,7 +116,7 @@ def _binary_ops(max_bits: int) -> dict[str, BinaryOp]:
     def add(a: Number, b: Number) -> Number:
         r = a + b
         if r.__class__ is int:
-            if r.bit_length() > max_bits:  # type: ignore[union-attr]
+            if r.bit_length() > max_bits:
                 raise _too_big(max_bits)
         elif r - r:
             raise _float_fault(r)
@@ -127,7 +125,7 @@ def _binary_ops(max_bits: int) -> dict[str, BinaryOp]:
     def sub(a: Number, b: Number) -> Number:
         r = a - b
         if r.__class__ is int:
-            if r.bit_length() > max_bits:  # type: ignore[union-attr]
+            if r.bit_length() > max_bits:
                 raise _too_big(max_bits)
         elif r - r:
             raise _float_fault(r)
@@ -136,12 +134,12 @@ def _binary_ops(max_bits: int) -> dict[str, BinaryOp]:
     def mul(a: Number, b: Number) -> Number:
         if a.__class__ is int and b.__class__ is int:
             # The product has at least bits(a) + bits(b) - 1 bits: refuse before computing.
-            if a.bit_length() + b.bit_length() - 1 > max_bits:  # type: ignore[union-attr]
+            if a.bit_length() + b.bit_length() - 1 > max_bits:
                 raise _too_big(max_bits)
-            r = a * b
-            if r.bit_length() > max_bits:  # type: ignore[union-attr]
+            product = a * b
+            if product.bit_length() > max_bits:
                 raise _too_big(max_bits)
-            return r
+            return product
         r = a * b
         if r - r:
             raise _float_fault(r)
@@ -160,11 +158,16 @@ def _binary_ops(max_bits: int) -> dict[str, BinaryOp]:
         return check(a % b)
 
     def power(a: Number, b: Number) -> Number:
-        if a.__class__ is int and b.__class__ is int and b > 0 and (a > 1 or a < -1):
-            # |a| >= 2, so the result has more than b bits; then b * log2|a| bounds it.
-            # The estimate has float slack of a bit; the exact check follows the power.
-            if b > max_bits or b * math.log2(abs(a)) > max_bits + 1:
-                raise _too_big(max_bits)
+        # For |a| >= 2 the result has more than b bits, and about b * log2|a|: refuse
+        # before computing. The estimate has a bit of float slack; `check` is exact.
+        if (
+            a.__class__ is int
+            and b.__class__ is int
+            and b > 0
+            and (a > 1 or a < -1)
+            and (b > max_bits or b * math.log2(abs(a)) > max_bits + 1)
+        ):
+            raise _too_big(max_bits)
         # Other cases stay small: a base of 0 or +-1, or a negative or float exponent,
         # whose result is a float (which may overflow, or be complex for a negative base).
         return check(a**b)
@@ -197,7 +200,7 @@ def _functions(max_bits: int) -> dict[str, Function]:
             raise _Fault(CalcMathError, "`factorial` takes a non-negative integer")
         if n > largest:
             raise _too_big(max_bits)
-        return math.factorial(n)  # type: ignore[arg-type]
+        return math.factorial(n)
 
     def round_(x: Number, ndigits: Number | None = None) -> Number:
         if ndigits is None:
@@ -208,7 +211,7 @@ def _functions(max_bits: int) -> dict[str, Function]:
             raise _Fault(
                 CalcLimitError, f"`round` digits out of range (at most {MAX_ROUND_DIGITS})"
             )
-        return round(x, ndigits)  # type: ignore[arg-type]
+        return round(x, ndigits)
 
     def min_(*args: Number) -> Number:
         return min(args)
@@ -243,7 +246,8 @@ def _functions(max_bits: int) -> dict[str, Function]:
         "radians": math.radians,
         "factorial": factorial,
     }
-    assert table.keys() == FUNCTIONS.keys()
+    if table.keys() != FUNCTIONS.keys():
+        raise RuntimeError("the function table and its implementations differ")
     return table
 
 

@@ -77,9 +77,7 @@ class Limits:
             return cls(**values)
         except ValueError as exc:
             name = str(exc).split(" ", 1)[0]
-            raise SettingsError(
-                f"invalid setting PINGCALC_CALC_{name.upper()}: {exc}"
-            ) from None
+            raise SettingsError(f"invalid setting PINGCALC_CALC_{name.upper()}: {exc}") from None
 
 
 DEFAULT_LIMITS = Limits()

@@ -6,8 +6,9 @@ The order matters; each step makes the next one safe:
 2. Characters: one line of printable ASCII from a small alphabet. This rejects quotes
    (strings, f-strings), brackets, `:` (lambdas, walrus), `=` (keyword arguments),
    comparison and bitwise operators, control characters (NUL, newline, tab) and every
-   non-ASCII character, so NFKC look-alikes (`ｅｖａｌ`, `＿＿import＿＿`) never reach
-   Python's parser, which would normalise them into real identifiers (PEP 3131).
+   non-ASCII character, so NFKC look-alikes (fullwidth `eval`, `__import__` spelt with
+   fullwidth low lines) never reach Python's parser, which would normalise them into
+   real identifiers (PEP 3131).
 3. A cheap pre-scan counts parenthesis depth and tokens, so `ast.parse` never sees input
    deep or long enough to raise RecursionError or MemoryError (they are still caught).
 4. `ast.parse(mode="eval")` only builds a syntax tree; nothing is compiled or executed.
@@ -40,6 +41,7 @@ _TOKEN = re.compile(
 )
 # Decimal literals only: no `0x1f`, `0o7`, `0b1`, `1_000` separators or `1j` (complex).
 _NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_DIGIT_LETTER = re.compile(r"[0-9][A-Za-z_]")
 
 _OPERATOR_CHARS = frozenset("+-*/%")
 
@@ -133,7 +135,8 @@ def parse(expression: str, limits: Limits, builder: Builder[T, A]) -> tuple[T, i
     lead = len(expression) - len(source)
     if not source.rstrip(" "):
         raise CalcSyntaxError("empty expression")
-    _prescan(source, lead, limits)
+    if len(source) > limits.max_nodes or source.count("(") > limits.max_depth:
+        _prescan(source, lead, limits)
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
@@ -207,7 +210,17 @@ def _too_many(limits: Limits, position: int) -> CalcLimitError:
 class _Checker(Generic[T, A]):
     """The whitelist walk: `_HANDLERS` maps each allowed AST node type to its handler."""
 
-    __slots__ = ("base", "builder", "limits", "max_depth", "max_nodes", "nodes", "source")
+    __slots__ = (
+        "base",
+        "builder",
+        "check_spelling",
+        "limits",
+        "max_depth",
+        "max_int_bits",
+        "max_nodes",
+        "nodes",
+        "source",
+    )
 
     def __init__(self, source: str, lead: int, limits: Limits, builder: Builder[T, A]) -> None:
         self.source = source
@@ -215,6 +228,10 @@ class _Checker(Generic[T, A]):
         self.limits = limits
         self.max_depth = limits.max_depth
         self.max_nodes = limits.max_nodes
+        self.max_int_bits = limits.max_int_bits
+        # Every literal Python reads differently from a decimal (`0x1f`, `0o7`, `0b1`,
+        # `1_000`, `1j`) has a digit followed by a letter or `_`; most inputs have none.
+        self.check_spelling = _DIGIT_LETTER.search(source) is not None
         self.builder = builder
         self.nodes = 0
 
@@ -234,27 +251,29 @@ class _Checker(Generic[T, A]):
 
     def constant(self, node: ast.Constant, _depth: int) -> T:
         value = node.value
-        column = node.col_offset + self.base
         # `type(...) is`: True/False are Constant nodes too, and bool is a subclass of int.
-        kind = type(value)
-        if kind is not int and kind is not float:
-            raise self.unsupported(node)
-        # The spelling: `ast` gives 16 for `0x10` and 1000 for `1_000`. `isdigit` is the
-        # fast path for plain integers (safe: the alphabet check left only ASCII digits).
-        text = self.source[node.col_offset : node.end_col_offset]
-        if not text.isdigit() and not _NUMBER.fullmatch(text):
-            raise CalcSyntaxError(
-                f"unsupported number `{_clip(text)}` (decimal numbers only)", column
-            )
-        if kind is int:
-            if value.bit_length() > self.limits.max_int_bits:
+        if type(value) is int:
+            if value.bit_length() > self.max_int_bits:
                 raise CalcLimitError(
-                    f"integer literal too large (more than {self.limits.max_int_bits} bits)",
-                    column,
+                    f"integer literal too large (more than {self.max_int_bits} bits)",
+                    node.col_offset + self.base,
                 )
-        elif not math.isfinite(value):
-            raise CalcMathError("number too large (float overflow)", column)
-        return self.builder.number(value, column)
+        elif type(value) is float:
+            if not math.isfinite(value):
+                raise CalcMathError(
+                    "number too large (float overflow)", node.col_offset + self.base
+                )
+        else:
+            raise self.unsupported(node)
+        if self.check_spelling:
+            # `ast` gives 16 for `0x10` and 1000 for `1_000`: look at the text itself.
+            text = self.source[node.col_offset : node.end_col_offset]
+            if not _NUMBER.fullmatch(text):
+                raise CalcSyntaxError(
+                    f"unsupported number `{_clip(text)}` (decimal numbers only)",
+                    node.col_offset + self.base,
+                )
+        return self.builder.number(value, node.col_offset + self.base)
 
     def name(self, node: ast.Name, _depth: int) -> T:
         column = node.col_offset + self.base
@@ -286,9 +305,15 @@ class _Checker(Generic[T, A]):
             spine.append(left)
             left = left.left
         builder = self.builder
+        source = self.source
         chain = builder.chain_start(self.check(left, depth + 1))
         for binop in reversed(spine):
-            column = self.operator_column(binop)
+            # The operator's column: right after the left operand in the common `1+2`.
+            start = binop.left.end_col_offset or 0
+            if source[start] in _OPERATOR_CHARS:
+                column = start + self.base
+            else:
+                column = self.operator_column(binop)
             op = _BINARY_OPS.get(type(binop.op))
             if op is None:
                 raise CalcSyntaxError("unsupported operator", column)
@@ -298,8 +323,6 @@ class _Checker(Generic[T, A]):
     def operator_column(self, node: ast.BinOp) -> int:
         # Between the operands there are only spaces, parentheses and the operator itself.
         start = node.left.end_col_offset or 0
-        if self.source[start] in _OPERATOR_CHARS:  # the common `1+2`: no search needed
-            return start + self.base
         between = self.source[start : node.right.col_offset]
         return start + len(between) - len(between.lstrip(" ()")) + self.base
 
