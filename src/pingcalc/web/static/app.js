@@ -105,6 +105,17 @@
 
   // --- requests --------------------------------------------------------------------------
 
+  // A calculation's result is kept as the server wrote it: as a JS number, 7.0 would print
+  // as 7 and 2 ** 100 would be rounded to 1.2676506002282294e+30. The reviver's source text
+  // (JSON.parse source access) gives the exact digits; older browsers fall back to the number.
+  function parseJson(text) {
+    return JSON.parse(text, (key, value, context) =>
+      key === "result" && typeof value === "number" && context && typeof context.source === "string"
+        ? context.source
+        : value,
+    );
+  }
+
   async function callApi(path, payload) {
     const headers = {
       "Content-Type": "application/json",
@@ -130,7 +141,7 @@
       });
       let data = null;
       try {
-        data = await response.json();
+        data = parseJson(await response.text());
       } catch {
         data = null; // not JSON (a proxy page?): reported below without its body
       }
@@ -187,7 +198,9 @@
     const position = response.data && response.data.position;
     let message = failure(response);
     if (response.status === 422 && Number.isInteger(position)) {
-      message += ` (column ${position})`;
+      if (!message.includes(`column ${position}`)) {
+        message += ` (column ${position})`;
+      }
       blocks.push(block(message));
       blocks.push(block(`${expression}\n${caretLine(expression, position)}`, "source"));
     } else {
