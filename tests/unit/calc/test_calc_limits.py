@@ -162,9 +162,10 @@ def test_settings_past_a_ceiling_are_a_settings_error(
     make_settings: Callable[..., Settings],
 ) -> None:
     """PINGCALC_CALC_MAX_INT_BITS=20000 would make results unprintable: refused by name."""
-    settings = make_settings(calc_max_int_bits=20_000)
     with pytest.raises(SettingsError, match="PINGCALC_CALC_MAX_INT_BITS"):
-        Limits.from_settings(settings)
+        Limits.from_settings(make_settings(calc_max_int_bits=20_000))
+    # The setting's bound and the engine's ceiling agree: the largest allowed value works.
+    assert Limits.from_settings(make_settings(calc_max_int_bits=INT_BITS_CEILING)).max_int_bits
 
 
 @pytest.mark.parametrize(
