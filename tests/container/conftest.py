@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from container_support import (
     APP_GID,
     APP_UID,

