@@ -8,9 +8,11 @@ from ten other loopback addresses (127.0.0.2-11) with four ping tokens: far beyo
 and per-token rate limits and the in-flight caps. The abusers' answers are counted by status.
 Bounded: `ABUSE_SECONDS` of load per repetition, and every request has a timeout.
 
-The probe is paced (one request every interval on each of its two connections) and does not
-correct for coordinated omission: a stalled request delays the next one, so its p99 is, if
-anything, optimistic for a server that stalls for a long time.
+Measuring starts `RAMP_SECONDS` after the abusers have launched, so the figures are the
+steady state under abuse, not the onset. The probe is paced (one request every interval on
+each of its two connections) and does not correct for coordinated omission: a stalled
+request delays the next one, so its p99 is, if anything, optimistic for a server that
+stalls for a long time.
 
 Run: `.venv/bin/python -m bench.bench_abuse`.
 """
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +47,9 @@ REPETITIONS = 3
 # 120/minute over one repetition (8/s for 11 s is 88 requests): it must never be the cause.
 HEALTHZ_INTERVAL = 0.02
 CALC_INTERVAL = 0.125
-# Seconds the abusers run before the probe starts measuring (their connections open).
-RAMP_SECONDS = 0.5
+# Seconds the abusers run before the probe starts measuring: the onset (200 connections
+# opening, the first burst passing the limits before they fill) is left out, steady state in.
+RAMP_SECONDS = 1.0
 REQUEST_TIMEOUT = 5.0
 EXPRESSION = "(17.5 * 3 + 2 ** 10) / sqrt(144) - max(3, 7, 1) * 0.25"
 # Targets of issue 9, in milliseconds.
@@ -66,7 +70,8 @@ async def _paced(conn: Connection, raw: bytes, interval: float, until: float) ->
     """Send `raw` every `interval` until `until`; latencies in ms and statuses."""
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
-    next_at = time.perf_counter()
+    next_at = began = time.perf_counter()
+    slowest_at = 0.0
     while next_at < until:
         delay = next_at - time.perf_counter()
         if delay > 0:
@@ -79,8 +84,22 @@ async def _paced(conn: Connection, raw: bytes, interval: float, until: float) ->
             statuses[type(exc).__name__] += 1
             await conn.close()
         latencies.append(1000 * (time.perf_counter() - started))
+        if latencies[-1] >= max(latencies):
+            slowest_at = started - began
         next_at += interval
-    return {"latencies": latencies, "statuses": dict(statuses)}
+    return {"latencies": latencies, "statuses": dict(statuses), "slowest_at_s": slowest_at}
+
+
+async def _connect(conn: Connection, raw: bytes, budget: float) -> float:
+    """Milliseconds until `conn` is open and has answered `raw`, retrying for `budget` s."""
+    started = time.perf_counter()
+    while (left := budget - (time.perf_counter() - started)) > 0:
+        try:
+            await asyncio.wait_for(conn.request(raw), min(REQUEST_TIMEOUT, left))
+            break
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            await conn.close()
+    return 1000 * (time.perf_counter() - started)
 
 
 def _summary(sample: dict[str, Any]) -> dict[str, Any]:
@@ -90,12 +109,22 @@ def _summary(sample: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": round(percentile(values, 50), 2),
         "p99_ms": round(percentile(values, 99), 2),
         "max_ms": round(max(values, default=0.0), 2),
+        # When the slowest request was sent, in seconds from the start of the phase.
+        "slowest_at_s": round(sample["slowest_at_s"], 2),
         "statuses": sample["statuses"],
     }
 
 
-async def _probe(port: int, token: str, seconds: float) -> dict[str, dict[str, Any]]:
-    """Measure /healthz and a calculation side by side for `seconds`."""
+async def _session(
+    port: int, token: str, idle: float, abuse: float, attack: Callable[[], subprocess.Popen[str]]
+) -> dict[str, Any]:
+    """Probe the idle server, start the abusers, probe again on the same connections.
+
+    The probe connects once, before anything, and keeps its two connections alive, as a
+    client does. Separately, a fresh connection is attempted under abuse (bounded by the
+    phase): under a flood of connections the kernel's accept queue overflows and a new client
+    waits for SYN retries (1 s, then 3 s) before the server ever sees it.
+    """
     healthz = encode_request("GET", "/healthz", port=port)
     calc = encode_request(
         "POST",
@@ -104,17 +133,36 @@ async def _probe(port: int, token: str, seconds: float) -> dict[str, dict[str, A
         headers={"Authorization": f"Bearer {token}"},
         json_body={"expression": EXPRESSION},
     )
-    until = time.perf_counter() + seconds
     conns = (Connection(port, source="127.0.0.1"), Connection(port, source="127.0.0.1"))
-    try:
-        results = await asyncio.gather(
+    fresh = Connection(port, source="127.0.0.1")
+
+    async def measure(seconds: float) -> dict[str, dict[str, Any]]:
+        until = time.perf_counter() + seconds
+        healthz_sample, calc_sample = await asyncio.gather(
             _paced(conns[0], healthz, HEALTHZ_INTERVAL, until),
             _paced(conns[1], calc, CALC_INTERVAL, until),
         )
+        return {"healthz": healthz_sample, "calculate": calc_sample}
+
+    try:
+        connect_idle = max(await asyncio.gather(*(_connect(c, healthz, 5.0) for c in conns)))
+        idle_sample = await measure(idle)
+        hammer = attack()
+        assert hammer.stdout is not None
+        await asyncio.get_running_loop().run_in_executor(None, hammer.stdout.readline)
+        await asyncio.sleep(RAMP_SECONDS)
+        connecting = asyncio.create_task(_connect(fresh, healthz, abuse))
+        abuse_sample = await measure(abuse)
+        connect_abuse = await connecting
     finally:
-        for conn in conns:
+        for conn in (*conns, fresh):
             await conn.close()
-    return {"healthz": results[0], "calculate": results[1]}
+    return {
+        "idle": idle_sample,
+        "abuse": abuse_sample,
+        "hammer": hammer,
+        "connect_ms": {"idle": round(connect_idle, 2), "abuse": round(connect_abuse, 2)},
+    }
 
 
 async def _hammer(port: int, tokens: list[str], seconds: float) -> dict[str, Any]:
@@ -142,7 +190,10 @@ async def _hammer(port: int, tokens: list[str], seconds: float) -> dict[str, Any
         await conn.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(attacker(i) for i in range(ATTACKERS)))
+    attackers = [asyncio.create_task(attacker(i)) for i in range(ATTACKERS)]
+    await asyncio.sleep(0)
+    print("started", flush=True)  # the parent measures from RAMP_SECONDS after this line
+    await asyncio.gather(*attackers)
     elapsed = time.perf_counter() - started
     total = sum(statuses.values())
     return {
@@ -176,27 +227,31 @@ def _repetition(workdir: Path, idle: float, abuse: float) -> dict[str, Any]:
     legit = tokens.add("legit", "calculate")
     attackers = [tokens.add(f"abuser{n}", "ping") for n in range(ATTACK_TOKENS)]
     server = start_pingcalc("abuse", tokens, workdir, server_core, {"PINGCALC_LOG_LEVEL": "info"})
+    hammers: list[subprocess.Popen[str]] = []
+
+    def attack() -> subprocess.Popen[str]:
+        hammers.append(_start_hammer(server.port, attackers, abuse + RAMP_SECONDS + 1, load_core))
+        return hammers[-1]
+
     try:
         os.sched_setaffinity(0, {load_core})
-        idle_sample = asyncio.run(_probe(server.port, legit, idle))
-        hammer = _start_hammer(server.port, attackers, abuse + RAMP_SECONDS + 0.5, load_core)
-        try:
-            time.sleep(RAMP_SECONDS)
-            abuse_sample = asyncio.run(_probe(server.port, legit, abuse))
-            out, _ = hammer.communicate(timeout=abuse + 60)
-        finally:
-            if hammer.poll() is None:
-                hammer.kill()
-                hammer.wait()
+        session = asyncio.run(_session(server.port, legit, idle, abuse, attack))
+        out, _ = hammers[0].communicate(timeout=abuse + 60)
         backend = _ping_backend(server.log_path)
         rss = server.rss_mib()
     finally:
+        for hammer in hammers:
+            if hammer.poll() is None:
+                hammer.kill()
+                hammer.wait()
         server.stop()
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
         tokens.path.unlink()
+    idle_sample, abuse_sample = session["idle"], session["abuse"]
     return {
         "ping_backend": backend,
         "server_rss_mib_after": rss,
+        "connect_ms": session["connect_ms"],
         "idle": {name: _summary(sample) for name, sample in idle_sample.items()},
         "abuse": {name: _summary(sample) for name, sample in abuse_sample.items()},
         "abusers": json.loads(out),
@@ -261,6 +316,11 @@ def run(quick: bool = False) -> dict[str, Any]:
                 2,
             )
             for endpoint in ("healthz", "calculate")
+        },
+        # Opening a new connection (plus one /healthz) on the idle server and under abuse.
+        "connect_ms": {
+            phase: round(statistics.median(r["connect_ms"][phase] for r in reps), 2)
+            for phase in ("idle", "abuse")
         },
         "abuser_requests_per_second": round(
             statistics.median(r["abusers"]["requests_per_second"] for r in reps), 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from limits.aio.storage import MemoryStorage
 
 from pingcalc.limits import RateLimiter, SweptMemoryStorage
@@ -11,8 +12,9 @@ from pingcalc.limits import RateLimiter, SweptMemoryStorage
 
 def test_swept_storage_overrides_upstream_sweep_scheduler() -> None:
     """The override must hook the method upstream calls, or a new `limits` silently undoes it."""
-    assert hasattr(MemoryStorage, "_MemoryStorage__schedule_expiry")
-    assert "_MemoryStorage__schedule_expiry" in vars(SweptMemoryStorage)
+    for name in ("_MemoryStorage__schedule_expiry", "_MemoryStorage__expire_events"):
+        assert hasattr(MemoryStorage, name)
+        assert name in vars(SweptMemoryStorage)
 
 
 def test_swept_storage_sweeps_at_most_once_per_interval() -> None:
@@ -52,3 +54,23 @@ def test_rate_limit_still_refuses_past_the_limit_and_admits_others() -> None:
     own, other = asyncio.run(scenario())
     assert own == [True, True, True, False]
     assert other is True
+
+
+def test_sweep_drops_expired_entries_on_the_loop_without_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Expired entries are freed (memory stays bounded) without a worker thread or a lock wait."""
+
+    def no_threads(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the sweep must not hand work to a thread")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_threads)
+
+    async def scenario() -> tuple[list[str], int]:
+        storage = SweptMemoryStorage()
+        await storage.acquire_entry("gone", 5, expiry=0)  # expires at once
+        await storage.acquire_entry("kept", 5, expiry=60)
+        await storage._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+        return sorted(storage.events), len(storage.events["kept"])
+
+    assert asyncio.run(scenario()) == (["kept"], 1)

@@ -20,13 +20,12 @@ from functools import lru_cache
 from pingcalc.calc.errors import CalcError, CalcLimitError, CalcMathError
 from pingcalc.calc.functions import FUNCTIONS
 from pingcalc.calc.limits import DEFAULT_LIMITS, MAX_ROUND_DIGITS, Limits
-from pingcalc.calc.parser import parse
+from pingcalc.calc.parser import parse, token_columns
 
 Number = int | float
 Thunk = Callable[[], Number]
 BinaryOp = Callable[[Number, Number], Number]
 Function = Callable[..., Number]
-_Steps = tuple[Thunk, list[tuple[BinaryOp, Thunk, int]]]
 
 # Default number of compiled expressions an `Evaluator` keeps.
 CACHE_SIZE = 1024
@@ -75,7 +74,6 @@ class _Runtime:
         self.ops = _binary_ops(limits.max_int_bits)
         self.functions = _functions(limits.max_int_bits)
         self.check = _result_check(limits.max_int_bits)
-        self.compiler = _Compiler(self)
 
 
 @lru_cache(maxsize=16)
@@ -261,65 +259,105 @@ def _constant(value: Number) -> Thunk:
     return run
 
 
+class _Chain:
+    """An open chain `first op1 x1 op2 x2 ...`, applied left to right.
+
+    Python nests such chains to the left (`1+2+3` is `(1+2)+3`); keeping them flat makes a
+    long sum one closure calling its operands in a loop instead of one nested closure per
+    term, so evaluating it cannot exhaust the stack. `binary` extends a chain that is its
+    left operand; any other use closes it into a closure (`_close`).
+    """
+
+    __slots__ = ("first", "steps")
+
+    def __init__(self, first: Thunk, steps: list[tuple[BinaryOp, Thunk, int]]) -> None:
+        self.first = first
+        self.steps = steps
+
+
+_Node = Thunk | _Chain
+
+
+def _close(node: _Node | Number) -> Thunk:
+    """The closure that computes `node`: a number, a closure or an open chain."""
+    if isinstance(node, int | float):
+        return _constant(node)
+    if not isinstance(node, _Chain):
+        return node
+    first = node.first
+    if len(node.steps) == 1:
+        ((op, right, column),) = node.steps
+
+        def run_one() -> Number:
+            # An operand's own failure is already a CalcError and passes through.
+            try:
+                return op(first(), right())
+            except _ARITHMETIC as exc:
+                raise _translate(exc, column) from None
+
+        return run_one
+
+    compiled = tuple(node.steps)
+
+    def run() -> Number:
+        value = first()
+        for op, right, column in compiled:
+            try:
+                value = op(value, right())
+            except _ARITHMETIC as exc:
+                raise _translate(exc, column) from None
+        return value
+
+    return run
+
+
 class _Compiler:
-    """The `Builder` the parser feeds: each element becomes a closure over its operands."""
+    """The `Builder` the parser feeds: each element becomes a closure over its operands.
 
-    __slots__ = ("check", "functions", "ops")
+    One per compilation: the closures keep the column of their operator or function, to
+    report a failure where it happens. The columns are found once the parser has checked
+    the expression's length and characters, on the first element that needs one.
+    """
 
-    def __init__(self, runtime: _Runtime) -> None:
+    __slots__ = ("_columns", "check", "expression", "functions", "ops")
+
+    def __init__(self, runtime: _Runtime, expression: str) -> None:
         self.ops = runtime.ops
         self.functions = runtime.functions
         self.check = runtime.check
+        self.expression = expression
+        self._columns: list[int] | None = None
 
-    def number(self, value: int | float, column: int) -> Thunk:
-        return _constant(value)
+    def column(self, where: int) -> int:
+        if self._columns is None:
+            self._columns = token_columns(self.expression)
+        return self._columns[where]
 
-    def negate(self, operand: Thunk, column: int) -> Thunk:
+    def negate(self, operand: _Node | Number, where: int) -> _Node:
         # Negation cannot grow an int or overflow a float: nothing to check.
+        inner = _close(operand)
+
         def run() -> Number:
-            return -operand()
+            return -inner()
 
         return run
 
-    def chain_start(self, first: Thunk) -> _Steps:
-        return (first, [])
+    def positive(self, operand: _Node | Number, where: int) -> _Node | Number:
+        return operand
 
-    def chain_step(self, chain: _Steps, op: str, operand: Thunk, column: int) -> _Steps:
-        chain[1].append((self.ops[op], operand, column))
-        return chain
+    def binary(self, left: _Node | Number, op: str, right: _Node | Number, where: int) -> _Node:
+        step = (self.ops[op], _close(right), self.column(where))
+        if isinstance(left, _Chain):
+            left.steps.append(step)
+            return left
+        return _Chain(_close(left), [step])
 
-    def chain_end(self, chain: _Steps) -> Thunk:
-        first, steps = chain
-        if len(steps) == 1:
-            ((op, right, column),) = steps
-
-            def run_one() -> Number:
-                # An operand's own failure is already a CalcError and passes through.
-                try:
-                    return op(first(), right())
-                except _ARITHMETIC as exc:
-                    raise _translate(exc, column) from None
-
-            return run_one
-
-        compiled = tuple(steps)
-
-        def run() -> Number:
-            value = first()
-            for op, right, column in compiled:
-                try:
-                    value = op(value, right())
-                except _ARITHMETIC as exc:
-                    raise _translate(exc, column) from None
-            return value
-
-        return run
-
-    def call(self, name: str, args: list[Thunk], column: int) -> Thunk:
+    def call(self, name: str, args: list[_Node | Number], where: int) -> _Node:
         function = self.functions[name]
         check = self.check
+        column = self.column(where)
         if len(args) == 1:
-            (only,) = args
+            only = _close(args[0])
 
             def run_one() -> Number:
                 try:
@@ -329,7 +367,7 @@ class _Compiler:
 
             return run_one
 
-        operands = tuple(args)
+        operands = tuple(_close(arg) for arg in args)
 
         def run() -> Number:
             try:
@@ -344,7 +382,7 @@ class _Interpreter:
     """The `Builder` for one-off evaluation: computes each value as soon as it is checked.
 
     It reports the same error the compiled form would: the first failure in evaluation
-    order is kept, the walk goes on (with 0 in place of the failed value, every operation
+    order is kept, the parse goes on (with 0 in place of the failed value, every operation
     still bounded) so that a grammar error further right still takes precedence, as it
     does when compiling.
     """
@@ -355,36 +393,31 @@ class _Interpreter:
         self.ops = runtime.ops
         self.functions = runtime.functions
         self.check = runtime.check
-        self.error: CalcError | None = None
+        # The first failure: the exception, its token index and the function it was in.
+        self.error: tuple[Exception, int, str | None] | None = None
 
-    def _fail(self, exc: Exception, column: int, function: str | None = None) -> Number:
+    def _fail(self, exc: Exception, where: int, function: str | None = None) -> Number:
         if self.error is None:
-            self.error = _translate(exc, column, function)
+            self.error = (exc, where, function)
         return 0
 
-    def number(self, value: int | float, column: int) -> Number:
-        return value
-
-    def negate(self, operand: Number, column: int) -> Number:
+    def negate(self, operand: Number, where: int) -> Number:
         return -operand
 
-    def chain_start(self, first: Number) -> Number:
-        return first
+    def positive(self, operand: Number, where: int) -> Number:
+        return operand
 
-    def chain_step(self, chain: Number, op: str, operand: Number, column: int) -> Number:
+    def binary(self, left: Number, op: str, right: Number, where: int) -> Number:
         try:
-            return self.ops[op](chain, operand)
+            return self.ops[op](left, right)
         except _ARITHMETIC as exc:
-            return self._fail(exc, column)
+            return self._fail(exc, where)
 
-    def chain_end(self, chain: Number) -> Number:
-        return chain
-
-    def call(self, name: str, args: list[Number], column: int) -> Number:
+    def call(self, name: str, args: list[Number], where: int) -> Number:
         try:
             return self.check(self.functions[name](*args))
         except _ARITHMETIC as exc:
-            return self._fail(exc, column, name)
+            return self._fail(exc, where, name)
 
 
 _DEFAULT_RUNTIME = _Runtime(DEFAULT_LIMITS)
@@ -418,7 +451,8 @@ class Compiled:
 def compile_expression(expression: str, limits: Limits = DEFAULT_LIMITS) -> Compiled:
     """Parse, check and compile `expression`; raise CalcError if it is rejected."""
     try:
-        run, nodes = parse(expression, limits, _runtime(limits).compiler)
+        parsed = parse(expression, limits, _Compiler(_runtime(limits), expression))
+        run, nodes = _close(parsed[0]), parsed[1]
     except RecursionError:
         # Only if the caller's own stack is already deep: the depth limit keeps ours short.
         raise CalcLimitError("expression nested too deeply to compile here") from None
@@ -432,12 +466,11 @@ def evaluate(expression: str, limits: Limits = DEFAULT_LIMITS) -> Number:
     values are computed during the walk instead of building closures first.
     """
     interpreter = _Interpreter(_runtime(limits))
-    try:
-        value, _ = parse(expression, limits, interpreter)
-    except RecursionError:
-        raise CalcLimitError("expression nested too deeply to evaluate here") from None
+    # The parser and the interpreter never recurse: no RecursionError to catch here.
+    value, _ = parse(expression, limits, interpreter)
     if interpreter.error is not None:
-        raise interpreter.error
+        exc, where, function = interpreter.error
+        raise _translate(exc, token_columns(expression)[where], function)
     return value
 
 

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 # every expression small enough to echo in a response and an audit record.
 MAX_LENGTH = 1000
 # Nesting levels (parentheses, calls, unary and right-nested operators). Stops stack
-# exhaustion: deep nesting is what makes `ast.parse` and recursive evaluators raise
-# RecursionError/MemoryError or crash (DoS).
+# exhaustion: deep nesting is what makes `ast.parse` and recursive evaluators (such as the
+# compiled closures, which recurse once per level) raise RecursionError/MemoryError or
+# crash (DoS).
 MAX_DEPTH = 50
 # Numbers, names and operators per expression. Stops CPU time growing with input size
 # (every element costs at most one bounded operation) and cache memory per entry (DoS).
