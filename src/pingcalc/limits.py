@@ -9,7 +9,6 @@ answers again.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import math
 import time
@@ -22,8 +21,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
 from pingcalc.errors import PingcalcError
@@ -35,50 +36,6 @@ log = get_logger("pingcalc.limits")
 REDIS_TIMEOUT_DEFAULTS = {"socket_timeout": "1", "socket_connect_timeout": "1"}
 # How often a degraded limiter asks Redis whether it is back.
 REDIS_RETRY_SECONDS = 2.0
-# Longest gap between sweeps of expired moving-window entries held in memory.
-MEMORY_SWEEP_SECONDS = 1.0
-
-
-class SweptMemoryStorage(MemoryStorage):
-    """limits' in-memory storage, sweeping expired entries at most every `MEMORY_SWEEP_SECONDS`.
-
-    Upstream starts a sweep after every hit whose previous sweep has finished, and the sweep
-    hands each key's list to a worker thread while holding that key's lock: under load that
-    was a thread hand-off per request (about a third of the limiter's cost), and under a flood
-    a legitimate client's hit waited for the lock through a whole turn of a saturated event
-    loop (bench/bench_abuse.py). Here the sweep runs on the loop in one pass without awaiting,
-    so it needs no lock. Sweeping only frees memory: every check compares timestamps, so an
-    expired entry never counts, and between sweeps it stays in memory at most this much longer.
-    """
-
-    _next_sweep = 0.0
-
-    # These override upstream's private `__schedule_expiry` and `__expire_events` under their
-    # mangled names; a unit test fails if a new `limits` renames them.
-    async def _MemoryStorage__schedule_expiry(self) -> None:
-        now = time.monotonic()
-        if now < self._next_sweep:
-            return
-        self._next_sweep = now + MEMORY_SWEEP_SECONDS
-        schedule = getattr(super(), "_MemoryStorage__schedule_expiry")  # noqa: B009
-        await schedule()
-
-    async def _MemoryStorage__expire_events(self) -> None:
-        now = time.time()
-        for key in list(self.events):
-            # Newest first, so entries still alive are a prefix: cut at the first expired one.
-            events = self.events[key]
-            alive = bisect.bisect_left(events, -now, key=lambda event: -event.expiry)
-            if alive == 0:
-                del self.events[key]
-                self.locks.pop(key, None)
-            elif alive < len(events):
-                self.events[key] = events[:alive]
-        for key, expires in list(self.expirations.items()):
-            if expires <= now:
-                self.storage.pop(key, None)
-                self.expirations.pop(key, None)
-                self.locks.pop(key, None)
 
 
 class CapacityError(PingcalcError):
@@ -117,7 +74,12 @@ def redact_uri(uri: str) -> str:
 
 
 class RateLimiter:
-    """Moving-window limits keyed by (limit name, identity), with a memory fallback."""
+    """Moving-window limits keyed by (limit name, identity), with a memory fallback.
+
+    In-process counts use `limits`' synchronous memory storage: it does no I/O, so calling it
+    from the event loop is safe, and it costs half of the async storage's lock and sweep
+    machinery per check (bench/bench_http.py).
+    """
 
     def __init__(
         self,
@@ -129,8 +91,8 @@ class RateLimiter:
         self.enabled = enabled
         self.storage_uri = storage_uri
         self.shared = storage_uri.startswith(("redis://", "rediss://"))
-        self._memory = SweptMemoryStorage()
-        self._primary: Storage = (
+        self._memory = MovingWindowRateLimiter(MemoryStorage())
+        self._redis = (
             RedisStorage(
                 "async+" + redis_uri_with_timeouts(storage_uri),
                 implementation="redispy",
@@ -138,8 +100,9 @@ class RateLimiter:
                 key_prefix="pingcalc",
             )
             if self.shared
-            else self._memory
+            else None
         )
+        self._shared_strategy = AsyncMovingWindow(self._redis) if self._redis else None
         self.degraded = False
         self._next_retry = 0.0
         self._on_switch = on_switch
@@ -159,19 +122,15 @@ class RateLimiter:
         if self._on_switch is not None:
             self._on_switch(event, fields)
 
-    async def _strategy(self) -> MovingWindowRateLimiter:
+    async def _use_redis(self) -> bool:
+        """Whether to count in Redis now; while degraded, retry it every few seconds."""
+        if self._redis is None:
+            return False
         if self.degraded and time.monotonic() >= self._next_retry:
             self._next_retry = time.monotonic() + REDIS_RETRY_SECONDS
-            if await self._ping_primary():
+            if await self.reachable():
                 self._switch(False)
-        storage = self._memory if self.degraded else self._primary
-        return MovingWindowRateLimiter(storage)
-
-    async def _ping_primary(self) -> bool:
-        try:
-            return bool(await self._primary.check())
-        except Exception:  # any storage failure means "not back yet"
-            return False
+        return not self.degraded
 
     async def hit(self, rate: str, *identity: str) -> Decision:
         """Count one request against `rate` for `identity`; say whether it may proceed."""
@@ -185,18 +144,21 @@ class RateLimiter:
         if not self.enabled:
             return Decision(True)
         item = self._item(rate)
-        try:
-            strategy = await self._strategy()
-            check = strategy.hit if count else strategy.test
-            if await check(item, *identity):
+        if self._shared_strategy is not None and await self._use_redis():
+            strategy = self._shared_strategy
+            try:
+                if await (strategy.hit if count else strategy.test)(item, *identity):
+                    return Decision(True)
+                stats = await strategy.get_window_stats(item, *identity)
+            except Exception as exc:
+                # A Redis failure must not become a 500 nor lift the limits: count in memory.
+                self.mark_degraded(type(exc).__name__)
+                return await self._decide(rate, identity, count=count)
+        else:
+            memory = self._memory
+            if (memory.hit if count else memory.test)(item, *identity):
                 return Decision(True)
-            stats = await strategy.get_window_stats(item, *identity)
-        except Exception as exc:
-            # A Redis failure must not become a 500 nor lift the limits: count in memory.
-            if self.degraded or not self.shared:
-                raise
-            self.mark_degraded(type(exc).__name__)
-            return await self._decide(rate, identity, count=count)
+            stats = memory.get_window_stats(item, *identity)
         return Decision(False, max(1, math.ceil(stats.reset_time - time.time())))
 
     def mark_degraded(self, error: str) -> None:
@@ -207,11 +169,16 @@ class RateLimiter:
 
     async def hit_probe(self) -> None:
         """While degraded, check (at most every few seconds) whether Redis is back."""
-        await self._strategy()
+        await self._use_redis()
 
     async def reachable(self) -> bool:
-        """Whether the configured storage answers now (readiness)."""
-        return await self._ping_primary()
+        """Whether the configured storage answers now (readiness); memory always does."""
+        if self._redis is None:
+            return True
+        try:
+            return bool(await self._redis.check())
+        except Exception:  # any storage failure means "not reachable"
+            return False
 
 
 class ConcurrencyCap:

@@ -76,8 +76,10 @@ class _StdlibJSONFormatter(logging.Formatter):
 
 def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
     """Send every log event, ours and uvicorn's, to `stream` (stdout) as one JSON line."""
+    global _min_level, _stream
     level_no = LEVELS[level]
     out = stream if stream is not None else sys.stdout
+    _min_level, _stream = level_no, stream
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -101,6 +103,39 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
         lg.propagate = True
     # Our access event replaces uvicorn's prose access log.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+# The per-request hot path (the access event) bypasses structlog's processor chain: one
+# dict, one json.dumps, one write. Same JSON shape, same scrubbing, a fraction of the cost.
+_min_level = logging.INFO
+_stream: TextIO | None = None
+_second = -1
+_second_text = ""
+
+
+def utc_timestamp() -> str:
+    """RFC 3339 UTC time with microseconds, e.g. 2026-11-23T14:00:00.123456Z."""
+    global _second, _second_text
+    now = time.time()
+    whole = int(now)
+    if whole != _second:
+        _second, _second_text = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second_text}.{int((now - whole) * 1_000_000):06d}Z"
+
+
+def write_event(event: str, level: str = "info", **fields: Any) -> None:
+    """Write one JSON event line to the log stream, as structlog would, but cheaply."""
+    if LEVELS[level] < _min_level:
+        return
+    record: dict[str, Any] = {"ts": utc_timestamp(), "level": level, "event": event}
+    for key, value in fields.items():
+        record[key] = _scrub(value) if isinstance(value, str) else value
+    stream = _stream if _stream is not None else sys.stdout
+    try:
+        stream.write(_json_dumps(record) + "\n")
+        stream.flush()
+    except (OSError, ValueError):  # a closed or full stdout must not fail the request
+        pass
 
 
 def get_logger(name: str) -> Any:

@@ -31,9 +31,13 @@ REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "test-results" / "browser"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """One headless Chromium for the session (each test gets its own context)."""
+    """One headless Chromium per module (each test gets its own context).
+
+    Not session-scoped: Playwright's sync API keeps an event loop running in the main thread
+    while it is open, and every later test calling `asyncio.run()` would then fail.
+    """
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
     with sync_playwright() as playwright:

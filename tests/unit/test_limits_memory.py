@@ -1,76 +1,42 @@
-"""The in-memory rate-limit storage: sweeping throttled for speed, limits exactly as upstream."""
+"""The in-process rate limiter: exact moving windows, Retry-After, disabled means disabled."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-from limits.aio.storage import MemoryStorage
-
-from pingcalc.limits import RateLimiter, SweptMemoryStorage
+from pingcalc.limits import RateLimiter
 
 
-def test_swept_storage_overrides_upstream_sweep_scheduler() -> None:
-    """The override must hook the method upstream calls, or a new `limits` silently undoes it."""
-    for name in ("_MemoryStorage__schedule_expiry", "_MemoryStorage__expire_events"):
-        assert hasattr(MemoryStorage, name)
-        assert name in vars(SweptMemoryStorage)
+def test_rate_limit_refuses_past_the_limit_and_admits_others() -> None:
+    """The 4th hit in the window is refused with Retry-After; another identity passes (T1499)."""
 
-
-def test_swept_storage_sweeps_at_most_once_per_interval() -> None:
-    """A flood of hits starts one sweep, not one worker-thread hand-off per hit (DoS cost)."""
-
-    async def scenario() -> int:
-        storage = SweptMemoryStorage()
-        started = 0
-        original = storage._MemoryStorage__schedule_expiry  # type: ignore[attr-defined]
-
-        async def counting() -> None:
-            nonlocal started
-            before = storage.timer
-            await original()
-            started += storage.timer is not before
-
-        storage._MemoryStorage__schedule_expiry = counting  # type: ignore[attr-defined]
+    async def scenario() -> tuple[list[bool], int, bool]:
         limiter = RateLimiter("memory://")
-        limiter._memory = limiter._primary = storage
-        for _ in range(200):
-            await limiter.hit("1000/minute", "token", "flood")
-            await asyncio.sleep(0)  # as between requests: upstream would sweep ~100 times
-        return started
-
-    assert asyncio.run(scenario()) == 1
-
-
-def test_rate_limit_still_refuses_past_the_limit_and_admits_others() -> None:
-    """Throttled sweeping keeps the moving window exact: the 4th hit is refused, others pass."""
-
-    async def scenario() -> tuple[list[bool], bool]:
-        limiter = RateLimiter("memory://")
-        own = [(await limiter.hit("3/minute", "token", "a")).allowed for _ in range(4)]
+        own = [(await limiter.hit("3/minute", "token", "a")).allowed for _ in range(3)]
+        refused = await limiter.hit("3/minute", "token", "a")
         other = (await limiter.hit("3/minute", "token", "b")).allowed
-        return own, other
+        return [*own, refused.allowed], refused.retry_after, other
 
-    own, other = asyncio.run(scenario())
+    own, retry_after, other = asyncio.run(scenario())
     assert own == [True, True, True, False]
+    assert 1 <= retry_after <= 60
     assert other is True
 
 
-def test_sweep_drops_expired_entries_on_the_loop_without_threads(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Expired entries are freed (memory stays bounded) without a worker thread or a lock wait."""
+def test_test_does_not_count_a_hit() -> None:
+    """`test` looks without counting, so checking the failure budget does not consume it."""
 
-    def no_threads(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("the sweep must not hand work to a thread")
+    async def scenario() -> list[bool]:
+        limiter = RateLimiter("memory://")
+        looks = [(await limiter.test("2/minute", "authfail", "ip")).allowed for _ in range(5)]
+        await limiter.hit("2/minute", "authfail", "ip")
+        await limiter.hit("2/minute", "authfail", "ip")
+        return [*looks, (await limiter.test("2/minute", "authfail", "ip")).allowed]
 
-    monkeypatch.setattr(asyncio, "to_thread", no_threads)
+    assert asyncio.run(scenario()) == [True] * 5 + [False]
 
-    async def scenario() -> tuple[list[str], int]:
-        storage = SweptMemoryStorage()
-        await storage.acquire_entry("gone", 5, expiry=0)  # expires at once
-        await storage.acquire_entry("kept", 5, expiry=60)
-        await storage._MemoryStorage__expire_events()  # type: ignore[attr-defined]
-        return sorted(storage.events), len(storage.events["kept"])
 
-    assert asyncio.run(scenario()) == (["kept"], 1)
+def test_memory_storage_is_always_reachable_and_not_shared() -> None:
+    """memory:// needs no server: readiness never depends on it."""
+    limiter = RateLimiter("memory://")
+    assert not limiter.shared and asyncio.run(limiter.reachable())

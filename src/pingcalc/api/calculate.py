@@ -8,14 +8,13 @@ token learns nothing about how its body would have been parsed.
 
 from __future__ import annotations
 
-from email.message import Message
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pingcalc.api.deps import ServicesDep, client_ip, require
+from pingcalc.api.deps import ServicesDep, client_ip, require, require_json
 from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from pingcalc.auth import TokenRecord
 from pingcalc.calc import CalcError
@@ -66,7 +65,7 @@ async def calculate(
     services: ServicesDep,
     record: Annotated[TokenRecord, Depends(require("calculate"))],
 ) -> CalculateResponse:
-    _require_json(request)
+    require_json(request)
     payload = _parse_body(await request.body())
     expression = payload.expression
     settings = services.settings
@@ -96,21 +95,6 @@ async def calculate(
         ) from None
     services.audit.emit("calculation", outcome="success", result=result, **audit)
     return CalculateResponse(expression=expression, result=result)
-
-
-def _require_json(request: Request) -> None:
-    header = request.headers.get("content-type")
-    if header is not None:
-        message = Message()
-        message["content-type"] = header
-        if message.get_content_type() == "application/json":
-            return
-    raise Problem(
-        415,
-        "send the expression as JSON with 'Content-Type: application/json'",
-        kind="unsupported-media-type",
-        headers={"Accept-Post": "application/json"},
-    )
 
 
 def _parse_body(body: bytes) -> CalculateRequest:

@@ -60,6 +60,25 @@ def audit_unavailable() -> Problem:
     )
 
 
+def require_json(request: Request) -> None:
+    """Refuse a body that does not say it is JSON (415) before anything parses it."""
+    header = request.headers.get("content-type", "")
+    media_type = header.partition(";")[0].strip().lower()
+    maintype, _, subtype = media_type.partition("/")
+    if maintype != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        raise Problem(
+            415,
+            "send the request body as JSON with 'Content-Type: application/json'",
+            kind="unsupported-media-type",
+            headers={"Accept-Post": "application/json"},
+        )
+
+
+async def json_body(request: Request) -> None:
+    """Dependency form of `require_json`, run after authentication."""
+    require_json(request)
+
+
 def _too_many(detail: str, retry_after: int, reason: str) -> Problem:
     return Problem(
         429,

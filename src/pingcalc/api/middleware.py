@@ -18,9 +18,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, problem_body
-from pingcalc.logging import get_logger
+from pingcalc.logging import get_logger, write_event
 
-access_log = get_logger("pingcalc.access")
 error_log = get_logger("pingcalc.error")
 
 # Printable token characters only, bounded: anything else is replaced by a fresh id.
@@ -138,7 +137,7 @@ class RequestGuard:
                 self.observer(scope, status, elapsed)
             if self.log_access:
                 client = scope.get("client")
-                access_log.info(
+                write_event(
                     "access",
                     request_id=request_id,
                     method=scope["method"],

@@ -8,14 +8,13 @@ reply from the target is a normal 200 result with 100 % loss.
 
 from __future__ import annotations
 
-from email.message import Message
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from pingcalc.api.deps import ServicesDep, client_ip, require
+from pingcalc.api.deps import ServicesDep, client_ip, json_body, require
 from pingcalc.api.problems import Problem
 from pingcalc.auth import TokenRecord
 from pingcalc.limits import CapacityError
@@ -71,21 +70,6 @@ class PingResponse(BaseModel):
     backend: str
 
 
-def require_json(request: Request) -> None:
-    """Refuse a body that does not say it is JSON (415), before it is validated."""
-    message = Message()
-    message["content-type"] = request.headers.get("content-type", "")
-    subtype = message.get_content_subtype()
-    if message.get_content_maintype() != "application" or not (
-        subtype == "json" or subtype.endswith("+json")
-    ):
-        raise Problem(
-            415,
-            "send the request body as JSON with 'Content-Type: application/json'",
-            kind="unsupported-media-type",
-        )
-
-
 @router.post(
     "/ping",
     summary="Send ICMP echo requests to a validated address",
@@ -103,7 +87,7 @@ async def ping(
     body: PingRequest,
     services: ServicesDep,
     record: Annotated[TokenRecord, Depends(require("ping"))],
-    _json: Annotated[None, Depends(require_json)],
+    _json: Annotated[None, Depends(json_body)],
 ) -> JSONResponse:
     """Ping `target` `count` times; the result lists every reply."""
     settings = services.settings
