@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_body_bytes=settings.max_body_bytes,
         access_log=settings.access_log,
         observer=services.metrics.observe_request,
+        penalty_box=services.penalty_box,
     )
     return app
 

@@ -38,6 +38,44 @@ REDIS_TIMEOUT_DEFAULTS = {"socket_timeout": "1", "socket_connect_timeout": "1"}
 REDIS_RETRY_SECONDS = 2.0
 
 
+# Most addresses the penalty box remembers; past it, new offenders go through the normal
+# (still limiting, just costlier) path instead of growing memory without bound.
+PENALTY_BOX_MAX = 100_000
+
+
+class PenaltyBox:
+    """Addresses over their per-IP rate limit, refused at the edge until their window frees.
+
+    Under a flood, answering each request from a blocked address through routing,
+    authentication and the limiter costs as much as serving it; a dictionary lookup in the
+    first middleware costs almost nothing, so legitimate clients keep their latency (T1499).
+    """
+
+    def __init__(self, max_entries: int = PENALTY_BOX_MAX) -> None:
+        self.max_entries = max_entries
+        self._until: dict[str, float] = {}
+
+    def add(self, address: str, seconds: int) -> None:
+        """Refuse `address` for the next `seconds`."""
+        now = time.monotonic()
+        if len(self._until) >= self.max_entries:
+            self._until = {a: t for a, t in self._until.items() if t > now}
+            if len(self._until) >= self.max_entries:
+                return
+        self._until[address] = now + seconds
+
+    def retry_after(self, address: str) -> int:
+        """Seconds `address` must still wait, or 0 when it may pass."""
+        until = self._until.get(address)
+        if until is None:
+            return 0
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            del self._until[address]
+            return 0
+        return math.ceil(remaining)
+
+
 class CapacityError(PingcalcError):
     """A concurrency cap is full; the caller should retry after `retry_after` seconds."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pingcalc.audit import Auditor
 from pingcalc.auth import TokenStore
 from pingcalc.calc import Evaluator, Limits
-from pingcalc.limits import ConcurrencyCap, RateLimiter, SharedConcurrencyCap
+from pingcalc.limits import ConcurrencyCap, PenaltyBox, RateLimiter, SharedConcurrencyCap
 from pingcalc.metrics import Metrics
 from pingcalc.ping import PingBackend, TargetPolicy, select_backend
 from pingcalc.settings import Settings
@@ -27,6 +27,7 @@ class Services:
     ping_backend_reason: str  # why this backend: for the start-up log and `pingcalc check`
     ping_policy: TargetPolicy
     metrics: Metrics = field(default_factory=Metrics)
+    penalty_box: PenaltyBox = field(default_factory=PenaltyBox)
 
 
 def build_services(settings: Settings) -> Services:

@@ -129,3 +129,25 @@ def test_limits_can_be_disabled(make_settings: Callable[..., Settings], tokens: 
             client.get("/probe/ping", headers=tokens.header("pinger")).status_code for _ in range(5)
         }
         assert codes == {200}
+
+
+def test_address_over_its_limit_is_refused_at_the_edge(
+    make_settings: Callable[..., Settings], tokens: Tokens
+) -> None:
+    """Once over the per-IP limit, an address is answered 429 before routing, auth or audit
+    (flood cost, T1499), while health probes still answer."""
+    settings = make_settings(rate_limit_per_ip="2/minute")
+    with TestClient(probe_app(settings)) as client:
+        headers = tokens.header("pinger")
+        assert [client.get("/probe/ping", headers=headers).status_code for _ in range(2)] == [
+            200,
+            200,
+        ]
+        first = client.get("/probe/ping", headers=headers)
+        assert first.status_code == 429 and first.json()["reason"] == "ip_rate_limit"
+        # Refused at the edge: even an unknown path gets 429, not 404.
+        edge = client.get("/no/such/path")
+        assert edge.status_code == 429 and int(edge.headers["retry-after"]) >= 1
+        assert edge.headers["content-type"] == "application/problem+json"
+        assert edge.headers["x-content-type-options"] == "nosniff"
+        assert client.get("/healthz").status_code == 200

@@ -110,6 +110,10 @@ def require(scope: Scope) -> Callable[..., Awaitable[TokenRecord]]:
                 else await limiter.test(rate, key, ip)
             )
             if not decision.allowed:
+                if key == "ip":
+                    # Until its window frees, the address is refused at the edge (middleware),
+                    # cheaply and without one audit record per flooding request.
+                    services.penalty_box.add(ip, decision.retry_after)
                 audit.emit(
                     "rate_limited",
                     request_id=request_id,
@@ -117,6 +121,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[TokenRecord]]:
                     outcome="denied",
                     reason=reason,
                     path=request.url.path,
+                    retry_after=decision.retry_after,
                 )
                 raise _too_many(
                     "too many requests from this address; retry later",

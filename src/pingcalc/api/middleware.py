@@ -18,12 +18,16 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from pingcalc.limits import PenaltyBox
 from pingcalc.logging import get_logger, write_event
 
 error_log = get_logger("pingcalc.error")
 
 # Printable token characters only, bounded: anything else is replaced by a fresh id.
 REQUEST_ID_PATTERN = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+# Probes are never refused at the edge: orchestrators must see the truth.
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 
 API_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -58,8 +62,11 @@ class RequestGuard:
         max_body_bytes: int,
         access_log: bool = True,
         observer: Callable[[Scope, int, float], None] | None = None,
+        penalty_box: PenaltyBox | None = None,
     ) -> None:
         self.app = app
+        # Addresses over their per-IP limit are answered 429 here, before any routing.
+        self.penalty_box = penalty_box
         self.max_body_bytes = max_body_bytes
         self.log_access = access_log
         # Told (scope, status, seconds) of every request: metrics without another layer.
@@ -107,7 +114,18 @@ class RequestGuard:
 
         try:
             declared = _content_length(scope)
-            if declared is not None and declared > limit:
+            blocked = self._blocked_for(scope)
+            if blocked:
+                status = 429
+                await _send_problem(
+                    send_with_headers,
+                    429,
+                    "too many requests from this address; retry later",
+                    request_id,
+                    "rate-limited",
+                    retry_after=blocked,
+                )
+            elif declared is not None and declared > limit:
                 status = 413
                 await _send_problem(
                     send_with_headers, 413, BodyTooLarge(limit).detail, request_id, "body-too-large"
@@ -148,6 +166,12 @@ class RequestGuard:
                     token=state.get("token_name"),
                 )
 
+    def _blocked_for(self, scope: Scope) -> int:
+        if self.penalty_box is None or scope["path"] in HEALTH_PATHS:
+            return 0
+        client = scope.get("client")
+        return self.penalty_box.retry_after(client[0]) if client else 0
+
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
@@ -169,17 +193,21 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_problem(send: Send, status: int, detail: str, request_id: str, kind: str) -> None:
-    body = problem_body(status, detail, kind=kind, request_id=request_id)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
+async def _send_problem(
+    send: Send, status: int, detail: str, request_id: str, kind: str, retry_after: int = 0
+) -> None:
+    extra: dict[str, Any] = (
+        {"reason": "ip_rate_limit", "retry_after": retry_after} if retry_after else {}
     )
+    body = problem_body(status, detail, kind=kind, request_id=request_id, **extra)
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if retry_after:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    else:
+        # The body may be unread (413) or the app broken (500): do not reuse the connection.
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
