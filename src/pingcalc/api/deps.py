@@ -99,6 +99,19 @@ def require(scope: Scope) -> Callable[..., Awaitable[TokenRecord]]:
         audit = services.audit
         ip = client_ip(request)
         request_id = request.scope.get("state", {}).get("request_id")
+
+        def refused(event: str, reason: str, outcome: str = "denied", **fields: object) -> None:
+            """Audit one refusal of this request, with the fields every refusal carries."""
+            audit.emit(
+                event,
+                request_id=request_id,
+                client_ip=ip,
+                outcome=outcome,
+                reason=reason,
+                path=request.url.path,
+                **fields,
+            )
+
         # Throttles before the token is even looked at, so guessing costs the guesser.
         for rate, key, reason in (
             (settings.rate_limit_per_ip, "ip", "ip_rate_limit"),
@@ -114,15 +127,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[TokenRecord]]:
                     # Until its window frees, the address is refused at the edge (middleware),
                     # cheaply and without one audit record per flooding request.
                     services.penalty_box.add(ip, decision.retry_after)
-                audit.emit(
-                    "rate_limited",
-                    request_id=request_id,
-                    client_ip=ip,
-                    outcome="denied",
-                    reason=reason,
-                    path=request.url.path,
-                    retry_after=decision.retry_after,
-                )
+                refused("rate_limited", reason, retry_after=decision.retry_after)
                 raise _too_many(
                     "too many requests from this address; retry later",
                     decision.retry_after,
@@ -133,14 +138,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[TokenRecord]]:
         if record is None:
             await limiter.hit(settings.auth_failures_per_ip, "authfail", ip)
             reason = "missing_token" if presented is None else "invalid_token"
-            audit.emit(
-                "auth_failure",
-                request_id=request_id,
-                client_ip=ip,
-                outcome="denied",
-                reason=reason,
-                path=request.url.path,
-            )
+            refused("auth_failure", reason)
             challenge = 'Bearer realm="pingcalc"'
             if presented is not None:
                 challenge += ', error="invalid_token"'
@@ -154,16 +152,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[TokenRecord]]:
             )
         request.scope.setdefault("state", {})["token_name"] = record.name
         if scope not in record.scopes:
-            audit.emit(
-                "authz_denied",
-                request_id=request_id,
-                client_ip=ip,
-                token=record.name,
-                outcome="denied",
-                reason="missing_scope",
-                scope=scope,
-                path=request.url.path,
-            )
+            refused("authz_denied", "missing_scope", token=record.name, scope=scope)
             raise Problem(
                 403,
                 f"token {record.name!r} lacks the {scope!r} scope",
@@ -175,27 +164,11 @@ def require(scope: Scope) -> Callable[..., Awaitable[TokenRecord]]:
                 },
             )
         if scope in AUDITED_SCOPES and not audit.available and not audit.probe():
-            audit.emit(
-                AUDITED_SCOPES[scope],
-                request_id=request_id,
-                client_ip=ip,
-                token=record.name,
-                outcome="rejected",
-                reason="audit_unavailable",
-                path=request.url.path,
-            )
+            refused(AUDITED_SCOPES[scope], "audit_unavailable", "rejected", token=record.name)
             raise audit_unavailable()
         decision = await limiter.hit(settings.rate_limit_per_token, "token", record.name)
         if not decision.allowed:
-            audit.emit(
-                "rate_limited",
-                request_id=request_id,
-                client_ip=ip,
-                token=record.name,
-                outcome="denied",
-                reason="token_rate_limit",
-                path=request.url.path,
-            )
+            refused("rate_limited", "token_rate_limit", token=record.name)
             raise _too_many(
                 f"token {record.name!r} is over its rate limit ({settings.rate_limit_per_token})",
                 decision.retry_after,

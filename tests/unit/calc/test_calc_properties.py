@@ -9,6 +9,7 @@ Python cannot silently overflow to inf, so "both fail" is exact.
 
 from __future__ import annotations
 
+import builtins
 import math
 from typing import Any
 
@@ -16,46 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pingcalc.calc import CalcError, CalcMathError, Limits, compile_expression, evaluate
+from pingcalc.calc.functions import CONSTANTS, FUNCTIONS
 
 # Generated integers stay below ~12,300 bits (at most 12 leaves of at most 1,024 bits), so
 # with the ceiling as the bound a limit error would be a bug.
 LIMITS = Limits(max_int_bits=14_000)
 
+# Python's own functions under the engine's whitelisted names: the reference to compare with.
 PYTHON_NAMESPACE: dict[str, Any] = {
     "__builtins__": {},
-    "abs": abs,
-    "round": round,
-    "min": min,
-    "max": max,
-    **{
-        name: getattr(math, name)
-        for name in [
-            "sqrt",
-            "exp",
-            "log",
-            "log10",
-            "log2",
-            "sin",
-            "cos",
-            "tan",
-            "asin",
-            "acos",
-            "atan",
-            "atan2",
-            "sinh",
-            "cosh",
-            "tanh",
-            "floor",
-            "ceil",
-            "hypot",
-            "degrees",
-            "radians",
-            "factorial",
-            "pi",
-            "e",
-            "tau",
-        ]
-    },
+    **{name: getattr(builtins, name, None) or getattr(math, name) for name in FUNCTIONS},
+    **CONSTANTS,
 }
 
 NUMBERS = st.one_of(
