@@ -159,6 +159,44 @@ def test_rate_limit_rejection_is_audited(
     )
 
 
+def test_calculation_is_audited_with_bounded_expression_and_result(
+    audited_factory: Callable[..., Audited], tokens: Tokens
+) -> None:
+    """Every calculation leaves `calculation` with the expression (cut to the audit bound) and
+    the result, in stdout and in the hash-chained file (NIST AU-2, AU-3)."""
+    audited = audited_factory(audit_expression_max=12)
+    expression = "1 + 2 + 3 + 4 + 5 + 6 + 7 + 8"
+    response = audited.client.post(
+        "/api/v1/calculate", json={"expression": expression}, headers=tokens.header("calc")
+    )
+    assert response.status_code == 200 and response.json()["result"] == 36
+    record = only(audited.stdout_records(), "calculation")
+    assert_schema(record)
+    assert (record["token"], record["outcome"], record["result"]) == ("calc", "success", 36)
+    assert record["expression"] == expression[:12]
+    assert record["request_id"] == response.headers["x-request-id"]
+    stored = only(audited.file_records(), "calculation")
+    assert stored["hash"] == record["hash"]
+
+
+def test_calculation_rejection_is_audited_with_reason_and_position(
+    audited: Audited, tokens: Tokens
+) -> None:
+    """A refused expression leaves `calculation_rejected` with the error class and column, and
+    control characters in it are escaped, never written raw (log injection)."""
+    response = audited.client.post(
+        "/api/v1/calculate",
+        json={"expression": "2 * __import__('os')\n"},
+        headers=tokens.header("calc"),
+    )
+    assert response.status_code == 422
+    record = only(audited.stdout_records(), "calculation_rejected")
+    assert_schema(record)
+    assert (record["token"], record["outcome"]) == ("calc", "rejected")
+    assert record["reason"].startswith("Calc") and isinstance(record["position"], int)
+    assert "\n" not in record["expression"]
+
+
 def test_ping_is_audited_with_target_and_result_summary(audited: Audited, tokens: Tokens) -> None:
     """Every ping leaves `ping` with the target and sent/received/loss, in stdout and the file."""
     response = audited.client.post(

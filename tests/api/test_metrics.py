@@ -150,6 +150,22 @@ def test_ping_rtt_histogram_and_in_flight_gauge(api: TestClient, tokens: Tokens)
     assert ("pingcalc_calculation_duration_seconds_count", ()) in after
 
 
+def test_calculation_duration_histogram_counts_each_evaluation(
+    api: TestClient, tokens: Tokens
+) -> None:
+    """Accepted and rejected evaluations both land in the calculation-duration histogram."""
+    before = scrape(api, tokens)
+    ok = api.post("/api/v1/calculate", json={"expression": "2**10"}, headers=tokens.header("calc"))
+    bad = api.post("/api/v1/calculate", json={"expression": "1/0"}, headers=tokens.header("calc"))
+    assert (ok.status_code, bad.status_code) == (200, 422)
+    after = scrape(api, tokens)
+    count = "pingcalc_calculation_duration_seconds_count"
+    assert value(after, count) - value(before, count) == 2
+    assert value(after, "pingcalc_calculation_duration_seconds_sum") > value(
+        before, "pingcalc_calculation_duration_seconds_sum"
+    )
+
+
 @pytest.mark.prometheus
 def test_exposition_passes_promtool(api: TestClient, tokens: Tokens) -> None:
     """The scrape output is valid Prometheus text according to Prometheus's own checker."""

@@ -8,6 +8,7 @@ token learns nothing about how its body would have been parsed.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -75,10 +76,12 @@ async def calculate(
         "token": record.name,
         "expression": _for_audit(expression, settings.audit_expression_max),
     }
+    started = time.perf_counter()
     try:
         # Bounded to a few milliseconds by the limits: no need to leave the event loop.
         result = services.evaluator.evaluate(expression)
     except CalcError as err:
+        services.metrics.observe_calculation(time.perf_counter() - started)
         services.audit.emit(
             "calculation_rejected",
             outcome="rejected",
@@ -93,6 +96,7 @@ async def calculate(
             title="Expression rejected",
             position=err.position,
         ) from None
+    services.metrics.observe_calculation(time.perf_counter() - started)
     services.audit.emit("calculation", outcome="success", result=result, **audit)
     return CalculateResponse(expression=expression, result=result)
 
