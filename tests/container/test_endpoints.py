@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from container_support import Stack
+from container_support import Stack, docker
 
 pytestmark = pytest.mark.container
 
@@ -62,3 +62,16 @@ def test_calculate_works_in_the_container(stack: Stack) -> None:
     inside = _inside(stack, "/api/v1/calculate", "calc", body)
     assert inside["status"] == 200
     assert isinstance(inside["body"], dict) and inside["body"]["result"] == a * b + c
+
+
+def test_self_check_passes_inside_the_hardened_container(stack: Stack) -> None:
+    """`pingcalc check` run as the image's user finds nothing to fail: uid 10001, a 0600 tokens
+    secret, limits on, the in-process ping backend (NIST CM-6; the root case fails on the host:
+    tests/unit/test_check.py)."""
+    out = docker("exec", stack.container, "pingcalc", "check")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("PASS  user") and "uid 10001" in line for line in lines)
+    assert any(line.startswith("PASS  bind") and "inside a container" in line for line in lines)
+    assert any(line.startswith("INFO  ping-backend") and "datagram" in line for line in lines)
+    assert lines[-1].startswith("0 failed")
