@@ -93,7 +93,10 @@ def _too_many(detail: str, retry_after: int, reason: str) -> Problem:
 def require(scope: Scope) -> Callable[..., Awaitable[TokenRecord]]:
     """A dependency that admits only a valid bearer token carrying `scope`."""
 
-    async def dependency(request: Request, services: ServicesDep) -> TokenRecord:
+    async def dependency(request: Request) -> TokenRecord:
+        # Services read directly, not as a nested Depends: FastAPI resolves each nested
+        # dependency per request, a measurable share of the hot path (bench/).
+        services: Services = request.app.state.services
         settings = services.settings
         limiter = services.limiter
         audit = services.audit
