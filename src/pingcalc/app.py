@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         access_log=settings.access_log,
         observer=services.metrics.observe_request,
         penalty_box=services.penalty_box,
+        penalty_delay=settings.penalty_delay_seconds,
     )
     return app
 

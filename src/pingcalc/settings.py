@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     rate_limit_per_ip: str = "300/minute"
     # Failed authentications per client IP; past it even valid tokens wait (brute force).
     auth_failures_per_ip: str = "20/minute"
+    # An address over its per-IP limit is refused at the edge; each refusal is held this long
+    # first (a tarpit), so a keep-alive flood slows to a trickle instead of filling the loop.
+    penalty_delay_seconds: float = Field(default=1.0, ge=0, le=10)
     # Per token, after authentication: one client cannot starve the others.
     rate_limit_per_token: str = "120/minute"  # noqa: S105 - a rate, not a password
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -136,7 +137,7 @@ def test_address_over_its_limit_is_refused_at_the_edge(
 ) -> None:
     """Once over the per-IP limit, an address is answered 429 before routing, auth or audit
     (flood cost, T1499), while health probes still answer."""
-    settings = make_settings(rate_limit_per_ip="2/minute")
+    settings = make_settings(rate_limit_per_ip="2/minute", penalty_delay_seconds=0)
     with TestClient(probe_app(settings)) as client:
         headers = tokens.header("pinger")
         assert [client.get("/probe/ping", headers=headers).status_code for _ in range(2)] == [
@@ -151,3 +152,22 @@ def test_address_over_its_limit_is_refused_at_the_edge(
         assert edge.headers["content-type"] == "application/problem+json"
         assert edge.headers["x-content-type-options"] == "nosniff"
         assert client.get("/healthz").status_code == 200
+
+
+def test_edge_refusals_are_held_by_the_tarpit_but_probes_are_not(
+    make_settings: Callable[..., Settings], tokens: Tokens
+) -> None:
+    """A refused flooder waits `penalty_delay_seconds` for each answer, so a keep-alive flood
+    slows to a trickle (T1499); /healthz from the same address answers at once."""
+    settings = make_settings(rate_limit_per_ip="1/minute", penalty_delay_seconds=0.3)
+    with TestClient(probe_app(settings)) as client:
+        assert client.get("/probe/ping", headers=tokens.header("pinger")).status_code == 200
+        assert client.get("/probe/ping").status_code == 429  # boxed now, answered by deps
+        started = time.perf_counter()
+        held = client.get("/probe/ping")
+        held_for = time.perf_counter() - started
+        started = time.perf_counter()
+        probe = client.get("/healthz")
+        probe_for = time.perf_counter() - started
+    assert held.status_code == 429 and held_for >= 0.3
+    assert probe.status_code == 200 and probe_for < 0.3

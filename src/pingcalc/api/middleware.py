@@ -8,6 +8,7 @@ exception into a generic 500 problem (details only in the log); writes one acces
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -25,6 +26,9 @@ error_log = get_logger("pingcalc.error")
 
 # Printable token characters only, bounded: anything else is replaced by a fresh id.
 REQUEST_ID_PATTERN = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+# Most refused requests held at once by the tarpit; past it, refusals are answered at once.
+TARPIT_MAX_HELD = 1000
 
 # Probes are never refused at the edge: orchestrators must see the truth.
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
@@ -63,8 +67,11 @@ class RequestGuard:
         access_log: bool = True,
         observer: Callable[[Scope, int, float], None] | None = None,
         penalty_box: PenaltyBox | None = None,
+        penalty_delay: float = 0.0,
     ) -> None:
         self.app = app
+        self.penalty_delay = penalty_delay
+        self._tarpitted = 0
         # Addresses over their per-IP limit are answered 429 here, before any routing.
         self.penalty_box = penalty_box
         self.max_body_bytes = max_body_bytes
@@ -117,6 +124,7 @@ class RequestGuard:
             blocked = self._blocked_for(scope)
             if blocked:
                 status = 429
+                await self._tarpit()
                 await _send_problem(
                     send_with_headers,
                     429,
@@ -165,6 +173,18 @@ class RequestGuard:
                     client_ip=client[0] if client else None,
                     token=state.get("token_name"),
                 )
+
+    async def _tarpit(self) -> None:
+        """Hold a refused request briefly before answering: a keep-alive flooder waits for each
+        answer, so its request rate drops to about one per `penalty_delay` per connection and
+        the event loop stays free for everyone else. Bounded, so it cannot pile up coroutines."""
+        if self.penalty_delay <= 0 or self._tarpitted >= TARPIT_MAX_HELD:
+            return
+        self._tarpitted += 1
+        try:
+            await asyncio.sleep(self.penalty_delay)
+        finally:
+            self._tarpitted -= 1
 
     def _blocked_for(self, scope: Scope) -> int:
         if self.penalty_box is None or scope["path"] in HEALTH_PATHS:
