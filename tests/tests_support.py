@@ -105,3 +105,19 @@ def start_server(
             time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"server did not become healthy: {log_path.read_text()}")
+
+
+def raw_http(server: LiveServer, request: bytes, *, read_until_close: bool = True) -> bytes:
+    """Send bytes exactly as given and return what the server answers."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if not read_until_close and b"\r\n\r\n" in b"".join(chunks):
+                break
+    return b"".join(chunks)

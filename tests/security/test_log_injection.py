@@ -8,12 +8,11 @@ raw CR, LF or ESC, and no token may appear in it.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 
 import httpx
 
-from tests_support import LiveServer, Tokens
+from tests_support import LiveServer, Tokens, raw_http
 
 PING = "/api/v1/ping"
 FORGED = '{"log":"audit","event":"token_created","token":"mallory","outcome":"success"}'
@@ -23,20 +22,6 @@ ANSI = "\x1b[2J\x1b[31mOK\x1b]0;owned\x07"
 def _lines(server: LiveServer) -> list[str]:
     server.stop()  # flush and close: every line the server will ever write is there
     return server.log_path.read_bytes().decode("utf-8").splitlines()
-
-
-def _raw_request(server: LiveServer, request: bytes) -> bytes:
-    """Send bytes as they are (no client-side validation) and return the raw response."""
-    host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(request)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def test_crlf_in_inputs_does_not_forge_log_lines(live_server: LiveServer, tokens: Tokens) -> None:
@@ -49,7 +34,7 @@ def test_crlf_in_inputs_does_not_forge_log_lines(live_server: LiveServer, tokens
         assert client.get("/x%0d%0a" + FORGED.replace('"', "%22")).status_code == 404
         # The legitimate request still works and is logged.
         assert client.get("/metrics").status_code == 200
-    raw = _raw_request(
+    raw = raw_http(
         live_server,
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-ID: a\rb\r\nConnection: close\r\n\r\n",
     )

@@ -7,13 +7,12 @@ schema is attacked, so a new endpoint is covered as soon as it has a sample body
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from tests_support import LiveServer
+from tests_support import LiveServer, raw_http
 
 # A legitimate body for every POST operation; a new operation without one fails the tests.
 SAMPLE_BODIES: dict[str, dict[str, object]] = {
@@ -58,22 +57,6 @@ def client(server: LiveServer) -> Iterator[httpx.Client]:
         yield authenticated
 
 
-def _raw(server: LiveServer, request: bytes, *, read_until_close: bool = True) -> bytes:
-    """Send bytes exactly as given and return what the server answers."""
-    host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(request)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if not read_until_close and b"\r\n\r\n" in b"".join(chunks):
-                break
-    return b"".join(chunks)
-
-
 def _assert_problem(response: httpx.Response, *statuses: int) -> dict[str, object]:
     assert response.status_code in statuses, (response.status_code, response.text[:300])
     assert response.headers["content-type"] == "application/problem+json"
@@ -96,7 +79,7 @@ def test_oversized_body_is_refused_before_it_is_read(
             "Content-Type: application/json\r\nContent-Length: 10485760\r\n\r\n"
         ).encode()
         # Only the headers are sent: an answer proves the body was never awaited.
-        answer = _raw(server, head, read_until_close=False)
+        answer = raw_http(server, head, read_until_close=False)
         assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
 
         def stream() -> Iterator[bytes]:
@@ -194,7 +177,7 @@ def test_request_id_header_cannot_inject(server: LiveServer) -> None:
             + value
             + b"\r\nConnection: close\r\n\r\n"
         )
-        head = _raw(server, request).split(b"\r\n\r\n", 1)[0].lower()
+        head = raw_http(server, request).split(b"\r\n\r\n", 1)[0].lower()
         if head.startswith(b"http/1.1 400"):
             continue  # the HTTP parser refused the request outright: nothing was echoed
         assert head.startswith(b"http/1.1 200"), (value, head[:100])
