@@ -44,7 +44,8 @@ PENALTY_BOX_MAX = 100_000
 
 
 class PenaltyBox:
-    """Addresses over their per-IP rate limit, refused at the edge until their window frees.
+    """Addresses (and token hashes) over their rate limit, refused at the edge until their
+    window frees.
 
     Under a flood, answering each request from a blocked address through routing,
     authentication and the limiter costs as much as serving it; a dictionary lookup in the
@@ -54,6 +55,9 @@ class PenaltyBox:
     def __init__(self, max_entries: int = PENALTY_BOX_MAX) -> None:
         self.max_entries = max_entries
         self._until: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._until)
 
     def add(self, address: str, seconds: int) -> None:
         """Refuse `address` for the next `seconds`."""
@@ -74,6 +78,11 @@ class PenaltyBox:
             del self._until[address]
             return 0
         return math.ceil(remaining)
+
+
+def token_box_key(token_sha256: str) -> str:
+    """The penalty-box key of a token over its rate limit (by hash: the secret is never kept)."""
+    return "token:" + token_sha256
 
 
 class CapacityError(PingcalcError):

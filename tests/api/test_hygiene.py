@@ -169,5 +169,21 @@ def test_edge_refusals_are_held_by_the_tarpit_but_probes_are_not(
         started = time.perf_counter()
         probe = client.get("/healthz")
         probe_for = time.perf_counter() - started
-    assert held.status_code == 429 and held_for >= 0.3
+    assert held.status_code == 429 and held_for >= 0.15  # 0.5x-1.5x jitter
     assert probe.status_code == 200 and probe_for < 0.3
+
+
+def test_token_over_its_limit_is_refused_at_the_edge(
+    make_settings: Callable[..., Settings], tokens: Tokens
+) -> None:
+    """A token over its rate limit is answered 429 before routing and auth until its window
+    frees (T1499); another token from the same address is unaffected."""
+    settings = make_settings(rate_limit_per_token="2/minute", penalty_delay_seconds=0)
+    with TestClient(probe_app(settings)) as client:
+        flooder = tokens.header("pinger")
+        codes = [client.get("/probe/ping", headers=flooder).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        edge = client.get("/no/such/path", headers=flooder)
+        assert edge.status_code == 429 and edge.json()["reason"] == "token_rate_limit"
+        assert int(edge.headers["retry-after"]) >= 1
+        assert client.get("/probe/ping", headers=tokens.header("full")).status_code == 200

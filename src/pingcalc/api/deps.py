@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from pingcalc.api.problems import Problem
 from pingcalc.auth import TokenRecord
+from pingcalc.limits import token_box_key
 from pingcalc.services import Services
 from pingcalc.settings import Scope
 
@@ -171,6 +172,8 @@ def require(scope: Scope) -> Callable[..., Awaitable[TokenRecord]]:
             raise audit_unavailable()
         decision = await limiter.hit(settings.rate_limit_per_token, "token", record.name)
         if not decision.allowed:
+            # Until the window frees, this token is refused at the edge, like a flooding address.
+            services.penalty_box.add(token_box_key(record.sha256), decision.retry_after)
             refused("rate_limited", "token_rate_limit", token=record.name)
             raise _too_many(
                 f"token {record.name!r} is over its rate limit ({settings.rate_limit_per_token})",

@@ -9,6 +9,7 @@ exception into a generic 500 problem (details only in the log); writes one acces
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import time
 import uuid
@@ -19,13 +20,19 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, problem_body
-from pingcalc.limits import PenaltyBox
+from pingcalc.auth import MAX_PRESENTED_LENGTH, hash_token
+from pingcalc.limits import PenaltyBox, token_box_key
 from pingcalc.logging import get_logger, write_event
 
 error_log = get_logger("pingcalc.error")
 
 # Printable token characters only, bounded: anything else is replaced by a fresh id.
 REQUEST_ID_PATTERN = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+EDGE_REFUSALS = {
+    "ip_rate_limit": "too many requests from this address; retry later",
+    "token_rate_limit": "this token is over its rate limit; retry later",
+}
 
 # Most refused requests held at once by the tarpit; past it, refusals are answered at once.
 TARPIT_MAX_HELD = 1000
@@ -121,17 +128,18 @@ class RequestGuard:
 
         try:
             declared = _content_length(scope)
-            blocked = self._blocked_for(scope)
+            blocked, reason = self._blocked_for(scope)
             if blocked:
                 status = 429
                 await self._tarpit()
                 await _send_problem(
                     send_with_headers,
                     429,
-                    "too many requests from this address; retry later",
+                    EDGE_REFUSALS[reason],
                     request_id,
                     "rate-limited",
                     retry_after=blocked,
+                    reason=reason,
                 )
             elif declared is not None and declared > limit:
                 status = 413
@@ -181,16 +189,31 @@ class RequestGuard:
         if self.penalty_delay <= 0 or self._tarpitted >= TARPIT_MAX_HELD:
             return
         self._tarpitted += 1
+        # Jittered (0.5x-1.5x) so that held flooders are not all released in the same instant
+        # and cannot hit the loop in synchronised bursts.
+        delay = self.penalty_delay * (0.5 + random.random())  # noqa: S311  # nosec B311
         try:
-            await asyncio.sleep(self.penalty_delay)
+            await asyncio.sleep(delay)
         finally:
             self._tarpitted -= 1
 
-    def _blocked_for(self, scope: Scope) -> int:
-        if self.penalty_box is None or scope["path"] in HEALTH_PATHS:
-            return 0
+    def _blocked_for(self, scope: Scope) -> tuple[int, str]:
+        """(Retry-After, reason) when the address or the bearer token is in the penalty box."""
+        box = self.penalty_box
+        if box is None or not box or scope["path"] in HEALTH_PATHS:
+            return 0, ""
         client = scope.get("client")
-        return self.penalty_box.retry_after(client[0]) if client else 0
+        if client and (wait := box.retry_after(client[0])):
+            return wait, "ip_rate_limit"
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and len(token) <= MAX_PRESENTED_LENGTH:
+                    wait = box.retry_after(token_box_key(hash_token(token.strip())))
+                    if wait:
+                        return wait, "token_rate_limit"
+                break
+        return 0, ""
 
 
 def _request_id(scope: Scope) -> str:
@@ -214,11 +237,15 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _send_problem(
-    send: Send, status: int, detail: str, request_id: str, kind: str, retry_after: int = 0
+    send: Send,
+    status: int,
+    detail: str,
+    request_id: str,
+    kind: str,
+    retry_after: int = 0,
+    reason: str = "",
 ) -> None:
-    extra: dict[str, Any] = (
-        {"reason": "ip_rate_limit", "retry_after": retry_after} if retry_after else {}
-    )
+    extra: dict[str, Any] = {"reason": reason, "retry_after": retry_after} if retry_after else {}
     body = problem_body(status, detail, kind=kind, request_id=request_id, **extra)
     headers = [
         (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
