@@ -240,6 +240,20 @@ class ConcurrencyCap:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    def _full(self) -> CapacityError:
+        return CapacityError(
+            f"the server is running {self.total} {self.name}s, its limit; try again shortly",
+            retry_after=1,
+            reason=f"{self.name}_capacity",
+        )
+
+    def _key_full(self) -> CapacityError:
+        return CapacityError(
+            f"this token already has {self.per_key} {self.name}s in flight, its limit",
+            retry_after=1,
+            reason=f"{self.name}_per_token_capacity",
+        )
+
     @property
     def in_flight(self) -> int:
         return self._held
@@ -248,17 +262,9 @@ class ConcurrencyCap:
     async def hold(self, key: str) -> AsyncIterator[None]:
         """Hold one slot for `key` for the duration of the block, or raise CapacityError."""
         if self._held >= self.total:
-            raise CapacityError(
-                f"the server is running {self.total} {self.name}s, its limit; try again shortly",
-                retry_after=1,
-                reason=f"{self.name}_capacity",
-            )
+            raise self._full()
         if self._by_key[key] >= self.per_key:
-            raise CapacityError(
-                f"this token already has {self.per_key} {self.name}s in flight, its limit",
-                retry_after=1,
-                reason=f"{self.name}_per_token_capacity",
-            )
+            raise self._key_full()
         self._held += 1
         self._by_key[key] += 1
         self._idle.clear()
@@ -282,24 +288,23 @@ class ConcurrencyCap:
         return True
 
 
-# Atomic acquire over two sorted sets (global, per key) of holder ids scored by start time.
-# Entries older than the stale bound are dropped first, so a crashed replica's slots free
-# themselves. Returns 0 when acquired, 1 when the global cap is full, 2 when the key's is.
+# Atomic acquire on one sorted set (a token's pings in flight, on every replica) of holder ids
+# scored by start time. Entries older than the stale bound are dropped first, so a crashed
+# replica's slots free themselves. Returns 0 when acquired, 2 when the token's cap is full.
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 1 end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 2 end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 2 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 0
 """
 
 
 class SharedConcurrencyCap(ConcurrencyCap):
-    """The same caps counted in Redis, so they hold across workers and replicas.
+    """The per-token cap counted in Redis, so it holds across workers and replicas.
+
+    The total cap stays per process: it protects each process's own sockets and memory, and
+    a fleet-wide total would shrink as replicas are added.
 
     When Redis fails, the local (per-process) cap takes over: still bounded, not shared.
     """
@@ -330,31 +335,23 @@ class SharedConcurrencyCap(ConcurrencyCap):
             async with super().hold(key):
                 yield
             return
+        if self._held >= self.total:
+            raise self._full()
         holder = uuid.uuid4().hex
-        keys = [f"{self._prefix}:all", f"{self._prefix}:key:{key}"]
+        token_key = f"{self._prefix}:key:{key}"
         now = time.time()
         try:
             code = await self._acquire(
-                keys=keys,
-                args=[now, now - self._stale, self.total, self.per_key, holder, int(self._stale)],
+                keys=[token_key],
+                args=[now, now - self._stale, self.per_key, holder, int(self._stale)],
             )
         except Exception as exc:  # Redis down: fall back, never fail open
             self._limiter.mark_degraded(type(exc).__name__)
             async with super().hold(key):
                 yield
             return
-        if code == 1:
-            raise CapacityError(
-                f"the service is running {self.total} {self.name}s, its limit; try again shortly",
-                retry_after=1,
-                reason=f"{self.name}_capacity",
-            )
         if code == 2:
-            raise CapacityError(
-                f"this token already has {self.per_key} {self.name}s in flight, its limit",
-                retry_after=1,
-                reason=f"{self.name}_per_token_capacity",
-            )
+            raise self._key_full()
         # Count locally too, for the in-flight gauge and graceful shutdown.
         self._held += 1
         self._idle.clear()
@@ -366,5 +363,4 @@ class SharedConcurrencyCap(ConcurrencyCap):
                 self._idle.set()
             # If Redis fails now, the stale bound frees the slot later.
             with contextlib.suppress(Exception):
-                await self._redis.zrem(keys[0], holder)
-                await self._redis.zrem(keys[1], holder)
+                await self._redis.zrem(token_key, holder)

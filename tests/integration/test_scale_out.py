@@ -157,6 +157,38 @@ def test_ping_cap_is_shared_across_two_servers(
     assert ping(a) == 200 and ping(b) == 200
 
 
+def test_total_ping_cap_stays_per_process_with_redis(
+    redis_server: RedisServer, server_factory: Callable[..., LiveServer], tokens: Tokens
+) -> None:
+    """The total in-flight cap protects each process's own sockets: with Redis, two replicas
+    each take their own cap's worth (adding replicas adds capacity), one replica refuses the
+    excess at once with 503."""
+    env = _shared_env(
+        redis_server,
+        PINGCALC_PING_MAX_IN_FLIGHT="1",
+        PINGCALC_PING_MAX_PER_TOKEN="4",
+        PINGCALC_PING_BACKEND="subprocess",
+        PINGCALC_PING_INTERVAL_SECONDS="0.3",
+        PINGCALC_RATE_LIMIT_PER_TOKEN="1000/minute",
+    )
+    a = server_factory(env=env)
+    b = server_factory(env=env)
+
+    def ping(server: LiveServer) -> int:
+        response = httpx.post(
+            server.url + PING,
+            json={"target": "127.0.0.1", "count": 4},
+            headers=tokens.header("pinger"),
+            timeout=20,
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        assert sorted(pool.map(ping, [a, b])) == [200, 200]
+    with ThreadPoolExecutor(2) as pool:
+        assert sorted(pool.map(ping, [a, a])) == [200, 503]
+
+
 def test_redis_outage_falls_back_to_per_process_limits_and_recovers(
     redis_server: RedisServer, server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:
