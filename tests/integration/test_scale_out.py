@@ -127,34 +127,43 @@ def test_token_rate_limit_is_shared_across_two_servers(
     assert _calc(a, tokens, "full") == 200
 
 
+def _slow_ping_servers(
+    redis: RedisServer, start: Callable[..., LiveServer], **caps: str
+) -> tuple[LiveServer, LiveServer]:
+    """Two replicas on one Redis whose pings (subprocess, 4 echoes 0.3 s apart) last ~1 s."""
+    env = _shared_env(
+        redis,
+        PINGCALC_PING_BACKEND="subprocess",
+        PINGCALC_PING_INTERVAL_SECONDS="0.3",
+        PINGCALC_RATE_LIMIT_PER_TOKEN="1000/minute",
+        **caps,
+    )
+    return start(env=env), start(env=env)
+
+
+def _slow_ping(server: LiveServer, tokens: Tokens) -> int:
+    response = httpx.post(
+        server.url + PING,
+        json={"target": "127.0.0.1", "count": 4},
+        headers=tokens.header("pinger"),
+        timeout=20,
+    )
+    return response.status_code
+
+
+def _concurrent_pings(servers: list[LiveServer], tokens: Tokens) -> list[int]:
+    with ThreadPoolExecutor(len(servers)) as pool:
+        return sorted(pool.map(lambda server: _slow_ping(server, tokens), servers))
+
+
 def test_ping_cap_is_shared_across_two_servers(
     redis_server: RedisServer, server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:
     """The per-token ping cap counts pings in flight on every replica (T1499)."""
-    env = _shared_env(
-        redis_server,
-        PINGCALC_PING_MAX_PER_TOKEN="2",
-        PINGCALC_PING_BACKEND="subprocess",
-        PINGCALC_PING_INTERVAL_SECONDS="0.3",
-        PINGCALC_RATE_LIMIT_PER_TOKEN="1000/minute",
-    )
-    a = server_factory(env=env)
-    b = server_factory(env=env)
-
-    def ping(server: LiveServer) -> int:
-        response = httpx.post(
-            server.url + PING,
-            json={"target": "127.0.0.1", "count": 4},
-            headers=tokens.header("pinger"),
-            timeout=20,
-        )
-        return response.status_code
-
-    with ThreadPoolExecutor(4) as pool:
-        codes = list(pool.map(ping, [a, b, a, b]))
-    assert sorted(codes) == [200, 200, 429, 429]
+    a, b = _slow_ping_servers(redis_server, server_factory, PINGCALC_PING_MAX_PER_TOKEN="2")
+    assert _concurrent_pings([a, b, a, b], tokens) == [200, 200, 429, 429]
     # Once they finish, the slots are free again on both replicas.
-    assert ping(a) == 200 and ping(b) == 200
+    assert _slow_ping(a, tokens) == 200 and _slow_ping(b, tokens) == 200
 
 
 def test_total_ping_cap_stays_per_process_with_redis(
@@ -163,30 +172,14 @@ def test_total_ping_cap_stays_per_process_with_redis(
     """The total in-flight cap protects each process's own sockets: with Redis, two replicas
     each take their own cap's worth (adding replicas adds capacity), one replica refuses the
     excess at once with 503."""
-    env = _shared_env(
+    a, b = _slow_ping_servers(
         redis_server,
+        server_factory,
         PINGCALC_PING_MAX_IN_FLIGHT="1",
         PINGCALC_PING_MAX_PER_TOKEN="4",
-        PINGCALC_PING_BACKEND="subprocess",
-        PINGCALC_PING_INTERVAL_SECONDS="0.3",
-        PINGCALC_RATE_LIMIT_PER_TOKEN="1000/minute",
     )
-    a = server_factory(env=env)
-    b = server_factory(env=env)
-
-    def ping(server: LiveServer) -> int:
-        response = httpx.post(
-            server.url + PING,
-            json={"target": "127.0.0.1", "count": 4},
-            headers=tokens.header("pinger"),
-            timeout=20,
-        )
-        return response.status_code
-
-    with ThreadPoolExecutor(2) as pool:
-        assert sorted(pool.map(ping, [a, b])) == [200, 200]
-    with ThreadPoolExecutor(2) as pool:
-        assert sorted(pool.map(ping, [a, a])) == [200, 503]
+    assert _concurrent_pings([a, b], tokens) == [200, 200]
+    assert _concurrent_pings([a, a], tokens) == [200, 503]
 
 
 def test_redis_outage_falls_back_to_per_process_limits_and_recovers(
