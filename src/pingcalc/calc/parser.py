@@ -176,6 +176,18 @@ def parse(expression: str, limits: Limits, builder: Builder[T]) -> tuple[T | Num
     # is the one cheap test before counting them exactly.
     stack: list[tuple[int, str, int, int]] = []
     deferred: CalcError | None = None  # the leftmost whitelist or literal error so far
+
+    def reduce_top() -> None:
+        """Apply the operator on top of the stack to the operand(s) on top of the values."""
+        precedence, op, where, _ = stack.pop()
+        if precedence != _UNARY:
+            right = values.pop()
+            values[-1] = binary(values[-1], op, right, where)
+        elif op is _NEG:
+            values[-1] = builder.negate(values[-1], where)
+        else:
+            values[-1] = builder.positive(values[-1], where)
+
     i = 0
     while True:
         # --- an operand is expected: prefix operators, then a number, name or call ----
@@ -243,14 +255,7 @@ def parse(expression: str, limits: Limits, builder: Builder[T]) -> tuple[T | Num
                 # right-associative and binds tightest, so it reduces nothing.
                 if kind != _POW:
                     while stack and stack[-1][0] >= kind:
-                        precedence, op, where, _ = stack.pop()
-                        if precedence != _UNARY:
-                            right = values.pop()
-                            values[-1] = binary(values[-1], op, right, where)
-                        elif op is _NEG:
-                            values[-1] = builder.negate(values[-1], where)
-                        else:
-                            values[-1] = builder.positive(values[-1], where)
+                        reduce_top()
                 stack.append((kind, tok, i, 0))
                 i += 1
                 break
@@ -258,14 +263,7 @@ def parse(expression: str, limits: Limits, builder: Builder[T]) -> tuple[T | Num
                 raise _operator_error(expression, tokens, i)
             # `)`, `,` or the end: complete the operand inside the innermost bracket.
             while stack and stack[-1][0]:
-                precedence, op, where, _ = stack.pop()
-                if precedence != _UNARY:
-                    right = values.pop()
-                    values[-1] = binary(values[-1], op, right, where)
-                elif op is _NEG:
-                    values[-1] = builder.negate(values[-1], where)
-                else:
-                    values[-1] = builder.positive(values[-1], where)
+                reduce_top()
             if kind == _END:
                 if stack:
                     raise _never_closed(expression, stack[-1])
