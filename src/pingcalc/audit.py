@@ -29,9 +29,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
+
+from pingcalc.logging import json_line, redact_secrets, utc_timestamp
 
 FIXED_FIELDS = ("request_id", "client_ip", "token", "outcome", "reason")
 # Chain fields the file sink adds; callers cannot set them (a forged `prev` or `hash`).
@@ -50,11 +51,6 @@ FailurePolicy = Literal["closed", "open"]
 Observer = Callable[[dict[str, Any]], None]
 
 
-def utc_now() -> str:
-    """RFC 3339 UTC timestamp with microseconds."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def truncate(text: str, limit: int) -> str:
     """`text` cut to `limit` characters, marked with an ellipsis when cut (bounds record size)."""
     if len(text) <= limit:
@@ -62,21 +58,14 @@ def truncate(text: str, limit: int) -> str:
     return text[: max(limit - 1, 0)] + "…" if limit > 0 else ""
 
 
-def _dumps(obj: Any) -> str:
-    # ensure_ascii escapes CR, LF and control characters: a field cannot forge a second line.
-    return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=str)
-
-
 def seal(record: dict[str, Any]) -> bytes:
     """The file line for `record` (which has `prev`, no `hash`): its bytes plus their SHA-256."""
-    body = _dumps(record).encode("ascii")
+    body = json_line(record).encode("ascii")
     digest = hashlib.sha256(body).hexdigest()
     return body[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}\n'
 
 
 def _scrub(record: dict[str, Any]) -> dict[str, Any]:
-    from pingcalc.logging import redact_secrets
-
     # Second line of defence: nothing token-shaped reaches a sink even if a caller slips.
     return dict(redact_secrets(None, "audit", record))
 
@@ -146,7 +135,7 @@ class Auditor:
 
     def emit(self, event: str, **fields: Any) -> bool:
         """Record one event; False only if the file failed and the policy is fail-closed."""
-        record: dict[str, Any] = {"ts": utc_now(), "event": event}
+        record: dict[str, Any] = {"ts": utc_timestamp(), "event": event}
         for name in FIXED_FIELDS:
             record[name] = fields.pop(name, None)
         for name in RESERVED_FIELDS:
@@ -179,13 +168,17 @@ class Auditor:
         # The record itself, marked so that log pipelines can route it apart from access lines.
         shown = {"log": "audit", **record}
         shown["log"] = "audit"
-        line = _dumps(shown)
+        line = json_line(shown)
         with contextlib.suppress(OSError, ValueError):  # a closed stdout must not stop requests
             stream.write(line + "\n")
             stream.flush()
 
     def _print_failure(self, event: str, error: str) -> None:
-        record: dict[str, Any] = {"ts": utc_now(), "event": event, **dict.fromkeys(FIXED_FIELDS)}
+        record: dict[str, Any] = {
+            "ts": utc_timestamp(),
+            "event": event,
+            **dict.fromkeys(FIXED_FIELDS),
+        }
         record.update(outcome="error", reason=error, file=str(self.file))
         record["on_failure"] = self.on_failure
         self._print(record)
@@ -219,7 +212,7 @@ class Auditor:
 
     def _recover(self) -> bool:
         """Try to write an `audit_file_recovered` record; on success the sink is healthy."""
-        marker: dict[str, Any] = {"ts": utc_now(), "event": "audit_file_recovered"}
+        marker: dict[str, Any] = {"ts": utc_timestamp(), "event": "audit_file_recovered"}
         marker.update(dict.fromkeys(FIXED_FIELDS))
         marker.update(outcome="info", missed=self.missed, error=self.last_error)
         try:

@@ -52,8 +52,9 @@ def redact_secrets(
     return event_dict
 
 
-def _json_dumps(obj: Any, **_kw: Any) -> str:
-    # ensure_ascii escapes ANSI escape sequences and every non-ASCII character too.
+def json_line(obj: Any, **_kw: Any) -> str:
+    """One JSON line: ensure_ascii escapes CR, LF, ANSI and every non-ASCII character, so a
+    field can never forge a second line (log injection)."""
     return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=str)
 
 
@@ -71,7 +72,7 @@ class _StdlibJSONFormatter(logging.Formatter):
         }
         if record.exc_info:
             event["exception"] = self.formatException(record.exc_info)
-        return _json_dumps(_scrub(event))
+        return json_line(_scrub(event))
 
 
 def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
@@ -86,7 +87,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             structlog.processors.format_exc_info,
             redact_secrets,
-            structlog.processors.JSONRenderer(serializer=_json_dumps),
+            structlog.processors.JSONRenderer(serializer=json_line),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
         logger_factory=structlog.PrintLoggerFactory(file=out),
@@ -132,7 +133,7 @@ def write_event(event: str, level: str = "info", **fields: Any) -> None:
         record[key] = _scrub(value) if isinstance(value, str) else value
     stream = _stream if _stream is not None else sys.stdout
     try:
-        stream.write(_json_dumps(record) + "\n")
+        stream.write(json_line(record) + "\n")
         stream.flush()
     except (OSError, ValueError):  # a closed or full stdout must not fail the request
         pass
