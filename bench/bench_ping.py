@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pingcalc.ping import DatagramBackend, PingBackend, SubprocessBackend
-from pingcalc.ping.select import find_ping, probe_datagram
+from pingcalc.ping.selection import find_ping, probe_datagram
 
 TARGET = IPv4Address("127.0.0.1")
 CONCURRENCY = (1, 16, 256)

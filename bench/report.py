@@ -54,7 +54,7 @@ Fixed:
   is safe on the event loop); Redis keeps the async storage. The limiter's share fell from
   ~270 to ~50 µs per request, and under the abuse load a legitimate client no longer waits
   for a sweep's lock.
-- The access event bypasses structlog's processor chain (`pingcalc.logging.write_event`:
+- The access event bypasses structlog's processor chain (`pingcalc.logs.write_event`:
   one dict, one `json.dumps`, one write, the same scrubbing).
 - Addresses over their per-IP limit, and tokens over their own limit (keyed by the token's
   hash), go into a penalty box and are answered 429 by the first middleware until their

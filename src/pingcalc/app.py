@@ -14,7 +14,7 @@ from pingcalc.api import calculate, health, ping, web
 from pingcalc.api import metrics as metrics_api
 from pingcalc.api.middleware import RequestGuard
 from pingcalc.api.problems import install_problem_handlers
-from pingcalc.logging import get_logger
+from pingcalc.logs import get_logger
 from pingcalc.services import Services, build_services
 from pingcalc.settings import Settings, load_settings
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from pingcalc.logging import json_line, redact_secrets, utc_timestamp
+from pingcalc.logs import json_line, redact_secrets, utc_timestamp
 
 FIXED_FIELDS = ("request_id", "client_ip", "token", "outcome", "reason")
 # Chain fields the file sink adds; callers cannot set them (a forged `prev` or `hash`).

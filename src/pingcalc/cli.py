@@ -38,7 +38,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the HTTP server; refuse to start without tokens (fail closed)."""
-    from pingcalc.logging import configure_logging
+    from pingcalc.logs import configure_logging
     from pingcalc.server import serve
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers)

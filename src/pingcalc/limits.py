@@ -28,7 +28,7 @@ from limits.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
 from pingcalc.errors import PingcalcError
-from pingcalc.logging import get_logger
+from pingcalc.logs import get_logger
 
 log = get_logger("pingcalc.limits")
 

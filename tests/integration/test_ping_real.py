@@ -26,7 +26,7 @@ from pingcalc.ping import (
     parse_target,
     select_backend,
 )
-from pingcalc.ping.select import find_ping
+from pingcalc.ping.selection import find_ping
 from tests_support import PINGCALC, LiveServer
 
 

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from pingcalc.auth import MAX_PRESENTED_LENGTH, hash_token
 from pingcalc.limits import PenaltyBox, token_box_key
-from pingcalc.logging import get_logger, write_event
+from pingcalc.logs import get_logger, write_event
 
 error_log = get_logger("pingcalc.error")
 

@@ -19,7 +19,7 @@ from pingcalc.ping.interface import (
     deadline_for,
 )
 from pingcalc.ping.policy import TargetDeniedError, TargetPolicy
-from pingcalc.ping.select import Preference, UnavailableBackend, select_backend
+from pingcalc.ping.selection import Preference, UnavailableBackend, select_backend
 from pingcalc.ping.subprocess_backend import SubprocessBackend
 from pingcalc.ping.target import TargetSyntaxError, parse_target
 

@@ -25,7 +25,7 @@ from pingcalc.ping import (
     deadline_for,
     select_backend,
 )
-from pingcalc.ping import select as select_module
+from pingcalc.ping import selection as select_module
 from pingcalc.ping.datagram import ICMP_ECHO_REPLY, _Exchange
 from pingcalc.ping.subprocess_backend import MIN_INTERVAL_SECONDS, build_argv, parse_output
 
