@@ -18,7 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast, Any
+from typing import Any, cast
 
 import pytest
 import yaml
