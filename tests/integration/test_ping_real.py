@@ -149,7 +149,7 @@ def test_cli_pings_loopback_with_the_same_engine(ping_path: str) -> None:
     """`pingcalc ping 127.0.0.1 --count 2` prints a summary and exits 0."""
     result = _cli("127.0.0.1", "--count", "2", "--backend", "subprocess")
     assert result.returncode == 0, result.stderr
-    assert "PING 127.0.0.1 (IPv4): 2 sent, 2 received, 0% loss" in result.stdout
+    assert "127.0.0.1 (IPv4): 2 sent, 2 received, 0% loss" in result.stdout
     assert "seq=2" in result.stdout and "rtt min/avg/max/stddev" in result.stdout
 
 
@@ -165,7 +165,7 @@ def test_cli_json_output_with_datagram_backend(icmp_sockets: None) -> None:
     ("target", "fragment"),
     [
         ("169.254.169.254", "link-local, which this server does not ping"),
-        ("127.0.0.1;id", "cannot appear in an IP address"),
+        ("127.0.0.1;id", "contains ';'"),
         ("-f", "starts with '-'"),
     ],
 )
