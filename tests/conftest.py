@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from dns_server import DnsServer, running_dns_server
 from pingcalc.app import create_app
 from pingcalc.settings import Settings, load_settings
-from dns_server import DnsServer, running_dns_server
 from tests_support import LiveServer, Tokens, start_server
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -124,6 +124,17 @@ async def _collect(
     return out, err
 
 
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """Kill `process` if it still runs and wait briefly for it, so no zombie outlives us."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    # The caller re-raises its own exception; a second cancellation only cuts this wait short.
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(process.wait(), KILL_GRACE_SECONDS)
+
+
 class SubprocessBackend(PingBackend):
     """One `ping` process per request, through `asyncio.create_subprocess_exec`."""
 
@@ -175,11 +186,11 @@ class SubprocessBackend(PingBackend):
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
             stdout, stderr = await communicate
+        except BaseException:
+            # Also on cancellation (a client gone): the process is killed and reaped now.
+            await _stop(process)
+            raise
         finally:
-            # Also on cancellation (a client gone): the process is killed, not left running.
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
             if not communicate.done():
                 communicate.cancel()
         if process.returncode == 2 and _UNAVAILABLE.search(stderr):
