@@ -57,15 +57,18 @@ class PingPlan:
             raise PlanError(
                 "count", f"between 1 and {settings.ping_max_count} echo requests per ping"
             )
-        if family is not None and (isinstance(family, bool) or family not in FAMILIES):
-            raise PlanError("family", "must be 4 or 6")
+        chosen: Family | None = None
+        if family is not None:
+            if isinstance(family, bool) or family not in FAMILIES:
+                raise PlanError("family", "must be 4 or 6")
+            chosen = 4 if family == 4 else 6
         timeout, interval = settings.ping_timeout_seconds, settings.ping_interval_seconds
         return cls(
             count=count,
             timeout=timeout,
             interval=interval,
             deadline=deadline_for(count, timeout=timeout, interval=interval),
-            family=4 if family == 4 else 6 if family == 6 else None,
+            family=chosen,
         )
 
     async def stream(

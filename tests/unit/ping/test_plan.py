@@ -11,6 +11,7 @@ import pytest
 from ping_fakes import RecordingBackend
 from pingcalc.ping import (
     Destination,
+    PingEvent,
     PingPlan,
     PingResult,
     PlanError,
@@ -88,7 +89,7 @@ def test_streamed_result_equals_the_result_of_run(settings: Settings) -> None:
     plan = PingPlan.from_settings(settings, count=3)
     named = Destination(LOOPBACK, check_name("localhost"), (LOOPBACK,))
 
-    async def both() -> tuple[list[object], PingResult]:
+    async def both() -> tuple[list[PingEvent | PingResult], PingResult]:
         items = [item async for item in plan.stream(RecordingBackend(), named)]
         return items, await plan.run(RecordingBackend(), named)
 
