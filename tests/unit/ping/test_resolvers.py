@@ -147,3 +147,19 @@ def test_resolver_setting_selects_the_resolver_and_refuses_anything_else() -> No
     for bad in ("dns://localhost", "dns://127.1", "dns://1.2.3.4:0", "udp://1.2.3.4", "System"):
         with pytest.raises(ValueError):
             parse_resolver_setting(bad)
+
+
+def test_dns_resolver_setting_fails_at_start_up_where_dnspython_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The image ships without dnspython: `dns://` is then a clear settings error, not a crash."""
+    import importlib.util
+
+    from pingcalc.ping.resolvers import check_resolver_setting
+    from pingcalc.settings import SettingsError, load_settings
+
+    assert check_resolver_setting("dns://127.0.0.1:53") == "dns://127.0.0.1:53"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert check_resolver_setting("system") == "system"
+    with pytest.raises(SettingsError, match="PINGCALC_PING_RESOLVER: .*needs the dnspython"):
+        load_settings(_env_file=None, ping_resolver="dns://127.0.0.1:53")

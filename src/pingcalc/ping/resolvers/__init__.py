@@ -6,6 +6,7 @@ addresses = await resolver.resolve(check_name("example.com"), family=4)
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 from pingcalc.ping.errors import TargetSyntaxError
@@ -19,6 +20,7 @@ __all__ = [
     "NameServerResolver",
     "Resolver",
     "SystemResolver",
+    "check_resolver_setting",
     "parse_resolver_setting",
     "select_resolver",
 ]
@@ -45,6 +47,16 @@ def parse_resolver_setting(text: str) -> tuple[Address, int] | None:
     if not 1 <= port <= 65535:
         raise ValueError("the name server port must be 1-65535")
     return address, port
+
+
+def check_resolver_setting(text: str) -> str:
+    """`text` if it names a resolver this installation can run, else ValueError (start-up)."""
+    if parse_resolver_setting(text) is not None and importlib.util.find_spec("dns") is None:
+        raise ValueError(
+            "dns:// needs the dnspython package, which only the development install has; "
+            "use 'system' (the host's resolver) in production"
+        )
+    return text
 
 
 def select_resolver(setting: str, *, timeout: float, max_in_flight: int) -> Resolver:
