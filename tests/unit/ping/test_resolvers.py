@@ -161,5 +161,5 @@ def test_dns_resolver_setting_fails_at_start_up_where_dnspython_is_missing(
     assert check_resolver_setting("dns://127.0.0.1:53") == "dns://127.0.0.1:53"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert check_resolver_setting("system") == "system"
-    with pytest.raises(SettingsError, match="PINGCALC_PING_RESOLVER: .*needs the dnspython"):
+    with pytest.raises(SettingsError, match=r"PINGCALC_PING_RESOLVER: .*needs the dnspython"):
         load_settings(_env_file=None, ping_resolver="dns://127.0.0.1:53")
