@@ -288,7 +288,7 @@ class GuardedProtocol(HttpToolsProtocol):
             duration_ms=None,
             client_ip=self.client[0] if self.client else None,
             token=None,
-            reason=kind,
+            reason=kind.replace("-", "_"),
         )
 
 
