@@ -21,6 +21,13 @@ SECRETS_DIR = Path("/run/secrets")
 Scope = Literal["ping", "calculate", "metrics"]
 SCOPES: tuple[Scope, ...] = ("ping", "calculate", "metrics")
 
+# Host-name lookups. A silent or slow name server cannot hold a request longer than this
+# (resolver DoS, T1499); getaddrinfo's own retries can take 10 s or more.
+PING_RESOLVE_TIMEOUT_SECONDS = 2.0
+# Lookups in flight per process; past it a name is refused at once, never queued, so a flood
+# of slow names cannot pile up lookup threads or amplify through the resolver (T1499, T1498).
+PING_MAX_LOOKUPS = 16
+
 
 class SettingsError(PingcalcError):
     """Invalid configuration; the message is one line naming the setting."""
@@ -113,6 +120,11 @@ class Settings(BaseSettings):
     # NoDecode: the environment carries a comma-separated list, not JSON.
     ping_allow: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(default_factory=list)
     ping_deny: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(default_factory=list)
+    # Host names: "system" = getaddrinfo (/etc/hosts, the host's DNS); "dns://IP[:PORT]" asks
+    # only that server (tests run one on loopback). Every address is then judged by the policy.
+    ping_resolver: str = "system"
+    ping_resolve_timeout_seconds: float = Field(default=PING_RESOLVE_TIMEOUT_SECONDS, gt=0, le=10)
+    ping_max_lookups: int = Field(default=PING_MAX_LOOKUPS, ge=1, le=1_000)
 
     # --- audit -------------------------------------------------------------------------
     audit_file: Path | None = None
@@ -131,6 +143,13 @@ class Settings(BaseSettings):
                 ip_network(item, strict=True) if isinstance(item, str) else item for item in value
             ]
         return value
+
+    @field_validator("ping_resolver")
+    @classmethod
+    def _check_resolver(cls, value: str) -> str:
+        from pingcalc.ping.resolvers import check_resolver_setting
+
+        return check_resolver_setting(value)  # ValueError names the accepted forms
 
     @field_validator("rate_limit_per_ip", "auth_failures_per_ip", "rate_limit_per_token")
     @classmethod
