@@ -1,8 +1,9 @@
 """The baseline of the HTTP benchmark: FastAPI doing pingcalc's evaluation and nothing else.
 
-The same request and response models, the same `Evaluator` (limits and cache size from the default
-settings) and the same uvicorn options as `pingcalc serve`, but no authentication, rate limits,
-audit, access log, request ids or security headers. pingcalc's requests/s over this app's is
+The same request and response models, the same `Evaluator` (built by
+`services.build_evaluator` from the default settings) and the same uvicorn options as
+`pingcalc serve`, but no authentication, rate limits, audit, access log, request ids or
+security headers. pingcalc's requests/s over this app's is
 the cost of those layers.
 
 Run: `python -m bench.bare_app PORT`.
@@ -17,14 +18,15 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from pingcalc.api.calculate import CalculateRequest, CalculateResponse
-from pingcalc.calc import CalcError, Evaluator, Limits
+from pingcalc.calc import CalcError
 from pingcalc.server import uvicorn_options
+from pingcalc.services import build_evaluator
 from pingcalc.settings import Settings
 
 
 def create_bare_app(settings: Settings) -> FastAPI:
     """FastAPI with the two benchmarked routes and no security layers."""
-    evaluator = Evaluator(Limits.from_settings(settings), settings.calc_cache_size)
+    evaluator = build_evaluator(settings)
     app = FastAPI(docs_url=None, redoc_url=None)
 
     @app.get("/healthz")
