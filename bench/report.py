@@ -189,7 +189,7 @@ def _evaluator(calc: dict[str, Any]) -> list[str]:
         "every engine, results cross-checked first. The pingcalc rows are the `Evaluator` "
         "built by `pingcalc.services.build_evaluator`, the code path of `POST "
         '/api/v1/calculate`. "fresh" strings were never seen by that evaluator (a new one '
-        'per round, every string distinct), so each is lexed, parsed and interpreted; '
+        "per round, every string distinct), so each is lexed, parsed and interpreted; "
         '"repeated" strings are answered from its result cache. `eval(compile())` compiles '
         "every time, as a server would for user input; `eval(precompiled code)` is the "
         "unsafe upper bound for repeats. Engines are interleaved round by round; the best "

@@ -92,7 +92,9 @@ class Bounds:
 
         `Bounds.from_mapping(settings.model_dump(), prefix="calc_")` reads `calc_max_length`...
         """
-        return cls(**{f.name: values[prefix + f.name] for f in fields(cls) if prefix + f.name in values})
+        return cls(
+            **{f.name: values[prefix + f.name] for f in fields(cls) if prefix + f.name in values}
+        )
 
 
 DEFAULT_BOUNDS = Bounds()

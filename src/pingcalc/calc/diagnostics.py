@@ -16,13 +16,10 @@ from pingcalc.calc.functions import CONSTANTS, FUNCTIONS
 from pingcalc.calc.lexer import columns
 
 KEYWORDS = frozenset(keyword.kwlist)
-# Words for refused constructs whose keyword alone would be a poor description.
 # A complex literal: `2j`, `1.5e3J`.
 _IMAGINARY = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[jJ]")
+# Words for refused constructs whose keyword alone would be a poor description.
 _INFIX_CONSTRUCTS = {"and": "and/or", "or": "and/or", "if": "if ... else", "in": "in"}
-# A parser stack entry: (precedence, operator or function name, token index, call base);
-# the base is 0 for anything but a call (see `parser.Pending`).
-Pending = tuple[int, str, int, int]
 
 
 def _column(expression: str, i: int) -> int:
@@ -94,9 +91,7 @@ def operator_error(expression: str, tokens: list[str], i: int) -> CalcSyntaxErro
             opening = _opening(tokens, start)
             if opening is not None:
                 start = opening - 1 if opening and _is_name(tokens[opening - 1]) else opening
-        return CalcSyntaxError(
-            "only the built-in functions can be called", cols[start]
-        )
+        return CalcSyntaxError("only the built-in functions can be called", cols[start])
     if tok == ".":
         after = tokens[i + 1]
         if _is_name(after):
@@ -120,11 +115,10 @@ def operator_error(expression: str, tokens: list[str], i: int) -> CalcSyntaxErro
     return CalcSyntaxError("invalid syntax", cols[i])
 
 
-def never_closed(expression: str, entry: Pending) -> CalcSyntaxError:
+def never_closed(expression: str, where: int, is_call: bool) -> CalcSyntaxError:
     """A bracket still open at the end; a call's entry is at its name, its `(` just after."""
-    _, _, where, base = entry
     return CalcSyntaxError(
-        "invalid syntax: '(' was never closed", _column(expression, where + 1 if base else where)
+        "invalid syntax: '(' was never closed", _column(expression, where + 1 if is_call else where)
     )
 
 

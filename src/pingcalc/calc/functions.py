@@ -124,7 +124,9 @@ FUNCTIONS: dict[str, Function] = {
     "tanh": Function(ONE, math.tanh, "hyperbolic tangent", "tanh(0)", 0.0),
     "floor": Function(ONE, math.floor, "largest integer not above x", "floor(2.5)", 2),
     "ceil": Function(ONE, math.ceil, "smallest integer not below x", "ceil(2.5)", 3),
-    "hypot": Function(SOME, math.hypot, "Euclidean norm: sqrt(x*x + y*y + ...)", "hypot(3, 4)", 5.0),
+    "hypot": Function(
+        SOME, math.hypot, "Euclidean norm: sqrt(x*x + y*y + ...)", "hypot(3, 4)", 5.0
+    ),
     "degrees": Function(ONE, math.degrees, "radians to degrees", "degrees(pi)", 180.0),
     "radians": Function(ONE, math.radians, "degrees to radians", "radians(180)", math.pi),
     "factorial": Function(

@@ -10,53 +10,50 @@ order, deeper than `max_depth`; the parser raises that only once the grammar is 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
-
-from pingcalc.calc.functions import Number
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pingcalc.calc.parser import Builder
 
-T = TypeVar("T")
+# The inner builder's values, opaque here.
+Value = Any
 
 
-class Nested(Generic[T]):
+class Nested:
     """An operand with its height; `chain` while it is an open chain of binary operators."""
 
     __slots__ = ("chain", "height", "value")
 
-    def __init__(self, value: T | Number, height: int, chain: bool) -> None:
+    def __init__(self, value: Value, height: int, chain: bool) -> None:
         self.value = value
         self.height = height
         self.chain = chain
 
 
-class Nesting(Generic[T]):
+class Nesting:
     """A `Builder` that measures nesting around `inner`; a bare number is a leaf (height 0)."""
 
     __slots__ = ("inner", "max_depth", "too_deep")
 
-    def __init__(self, inner: Builder[T], max_depth: int) -> None:
+    def __init__(self, inner: Builder[Any], max_depth: int) -> None:
         self.inner = inner
         self.max_depth = max_depth
         self.too_deep = -1  # the token index of the first element too deep, -1 for none
 
-    def _level(self, value: T | Number, height: int, where: int, chain: bool) -> Nested[T]:
+    def _level(self, value: Value, height: int, where: int, chain: bool) -> Nested:
         if height > self.max_depth and self.too_deep < 0:
             self.too_deep = where
         return Nested(value, height, chain)
 
-    def negate(self, operand: Nested[T] | Number, where: int) -> Nested[T]:
+    def negate(self, operand: Value, where: int) -> Nested:
         value = self.inner.negate(unwrap(operand), where)
         return self._level(value, _height(operand) + 1, where, chain=False)
 
-    def positive(self, operand: Nested[T] | Number, where: int) -> Nested[T]:
+    def positive(self, operand: Value, where: int) -> Nested:
         value = self.inner.positive(unwrap(operand), where)
         return self._level(value, _height(operand) + 1, where, chain=False)
 
-    def binary(
-        self, left: Nested[T] | Number, op: str, right: Nested[T] | Number, where: int
-    ) -> Nested[T]:
+    def binary(self, left: Value, op: str, right: Value, where: int) -> Nested:
         value = self.inner.binary(unwrap(left), op, unwrap(right), where)
         if isinstance(left, Nested) and left.chain:
             height = max(left.height, _height(right) + 1)
@@ -64,13 +61,12 @@ class Nesting(Generic[T]):
             height = max(_height(left), _height(right)) + 1
         return self._level(value, height, where, chain=True)
 
-    def call(self, name: str, args: list[Nested[T] | Number], where: int) -> Nested[T]:
+    def call(self, name: str, args: list[Value], where: int) -> Nested:
         value = self.inner.call(name, [unwrap(arg) for arg in args], where)
         return self._level(value, max(_height(arg) for arg in args) + 1, where, chain=False)
 
 
-
-def unwrap(operand: Nested[T] | T | Number) -> T | Number:
+def unwrap(operand: Value) -> Value:
     """What the inner builder made of `operand`."""
     return operand.value if isinstance(operand, Nested) else operand
 

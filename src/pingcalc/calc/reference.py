@@ -107,7 +107,9 @@ def syntax_markdown(bounds: Bounds = DEFAULT_BOUNDS) -> str:
     lines = [f"Numbers: {ref['numbers']}.", "", "| operator | meaning | example | result |"]
     lines.append("|---|---|---|---|")
     for op in ref["operators"]:
-        lines.append(f"| `{op['symbol']}` | {op['meaning']} | `{op['example']}` | `{op['result']!r}` |")
+        lines.append(
+            f"| `{op['symbol']}` | {op['meaning']} | `{op['example']}` | `{op['result']!r}` |"
+        )
     for item in ref["not_operators"]:
         lines.append(f"| `{item['symbol']}` | not an operator: {item['hint']} | | |")
     lines += ["", "| function | arguments | meaning | example | result |", "|---|---|---|---|---|"]

@@ -11,6 +11,7 @@ unbalanced brackets and long runs of operators.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections import Counter
 from pathlib import Path
@@ -66,11 +67,8 @@ class StepCounter:
 def steps(expression: str, bounds: Bounds = DEFAULT_BOUNDS) -> StepCounter:
     """Evaluate `expression` on a new server evaluator (a cache miss), counting its steps."""
     evaluator = Evaluator(bounds)
-    with StepCounter() as counter:
-        try:
-            evaluator.evaluate(expression)
-        except CalcError:
-            pass
+    with StepCounter() as counter, contextlib.suppress(CalcError):
+        evaluator.evaluate(expression)
     return counter
 
 

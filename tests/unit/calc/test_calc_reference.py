@@ -76,9 +76,7 @@ def test_reference_bounds_follow_the_bounds_in_force() -> None:
     assert (maximum["arguments"], maximum["min_args"], maximum["max_args"]) == ("1 to 4", 1, 4)
 
 
-@pytest.mark.parametrize(
-    ("expression", "column"), [("2 ^ 10", 3), ("2^10", 2), ("(1+2)^2 + 1", 6)]
-)
+@pytest.mark.parametrize(("expression", "column"), [("2 ^ 10", 3), ("2^10", 2), ("(1+2)^2 + 1", 6)])
 def test_caret_is_answered_with_a_hint_to_use_double_star(expression: str, column: int) -> None:
     """`^` is not XOR here and not a power: the message says to write `**`, at its column."""
     with pytest.raises(CalcSyntaxError) as caught:
