@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from pingcalc.calc import DEFAULT_BOUNDS, CalcError, Evaluator, evaluate
 from pingcalc.calc.functions import CONSTANTS
 from pingcalc.calc.functions import FUNCTIONS as WHITELIST
+from pingcalc.calc.functions import largest_factorial
 
 if TYPE_CHECKING:
     from pingcalc.settings import Settings
@@ -246,6 +247,14 @@ def worst_cases(
         "generator": _fill("(a for a in b)+", length, "1"),
         "long name": "a" * length,
         "long number": "1" * length,
+        # Accepted (or refused late) but costly arithmetic: the bounded operations at their
+        # bound, as many as fit. Each is a few microseconds on 4,096-bit integers.
+        "many big powers": _fill("3**2583+", length, "1"),
+        "many factorials": _fill(
+            f"factorial({largest_factorial(DEFAULT_BOUNDS.max_int_bits)})+", length, "1"
+        ),
+        "nested big roundings": _fill("round(" * 40 + "2**4095" + ",-300)" * 40 + "+", length, "1"),
+        "big divisions": _fill("2**4095//3**2583+", length, "1"),
     }
     yield from families.items()
     rng = random.Random(seed)
