@@ -37,9 +37,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pingcalc.calc import DEFAULT_BOUNDS, CalcError, Evaluator, evaluate
-from pingcalc.calc.functions import CONSTANTS
+from pingcalc.calc.functions import CONSTANTS, largest_factorial
 from pingcalc.calc.functions import FUNCTIONS as WHITELIST
-from pingcalc.calc.functions import largest_factorial
 
 if TYPE_CHECKING:
     from pingcalc.settings import Settings
