@@ -26,7 +26,7 @@ def _column(expression: str, i: int) -> int:
     return columns(expression)[i]
 
 
-def clip(text: str, width: int = 24) -> str:
+def _clip(text: str, width: int = 24) -> str:
     """`text`, shortened with "..." past `width` characters (names can be 1,000 long)."""
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -46,12 +46,12 @@ def malformed_number(expression: str, tokens: list[str], i: int) -> CalcSyntaxEr
     if tok.isdigit():
         # Python refuses `012` too (it would be octal in other languages).
         return CalcSyntaxError(
-            f"unsupported number `{clip(tok)}` (an integer cannot start with 0)", column
+            f"unsupported number `{_clip(tok)}` (an integer cannot start with 0)", column
         )
     # A complex literal (`2j`) is named as syntax, not as a number: it is a different type.
     if _IMAGINARY.fullmatch(tok):
-        return CalcSyntaxError(f"unsupported syntax `{clip(tok)}`", column)
-    return CalcSyntaxError(f"unsupported number `{clip(tok)}` (decimal numbers only)", column)
+        return CalcSyntaxError(f"unsupported syntax `{_clip(tok)}`", column)
+    return CalcSyntaxError(f"unsupported number `{_clip(tok)}` (decimal numbers only)", column)
 
 
 def operand_error(
@@ -96,7 +96,7 @@ def operator_error(expression: str, tokens: list[str], i: int) -> CalcSyntaxErro
         after = tokens[i + 1]
         if _is_name(after):
             # An attribute: `(1).__class__`, `sqrt.__globals__`; point at its name.
-            return CalcSyntaxError(f"unsupported syntax `{clip(after)}`", cols[i + 1])
+            return CalcSyntaxError(f"unsupported syntax `{_clip(after)}`", cols[i + 1])
         return CalcSyntaxError("invalid syntax", cols[i])
     if tok in ("for", "async"):
         # A generator expression: its node starts at its parenthesis.
@@ -150,7 +150,7 @@ def too_many_arguments(
 ) -> CalcLimitError:
     """The call whose name is token `where` has more than `max_args` arguments."""
     return CalcLimitError(
-        f"too many arguments to `{clip(tokens[where])}` (more than {max_args})",
+        f"too many arguments to `{_clip(tokens[where])}` (more than {max_args})",
         _column(expression, where),
     )
 
@@ -177,10 +177,10 @@ def deferred(
             return CalcSyntaxError(f"`{tok}` takes {arity.describe()} ({given} given)", column)
         if tok in CONSTANTS:
             return CalcSyntaxError(f"`{tok}` is a constant, not a function", column)
-        return CalcSyntaxError(f"unknown function `{clip(tok)}`", column)
+        return CalcSyntaxError(f"unknown function `{_clip(tok)}`", column)
     if tok in FUNCTIONS:
         return CalcSyntaxError(f"function `{tok}` must be called, as in `{tok}(...)`", column)
-    return CalcSyntaxError(f"unknown name `{clip(tok)}`", column)
+    return CalcSyntaxError(f"unknown name `{_clip(tok)}`", column)
 
 
 # --- the bracket scanner ---------------------------------------------------------------------

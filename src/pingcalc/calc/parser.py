@@ -112,6 +112,7 @@ def parse(expression: str, tokens: list[str], bounds: Bounds, builder: Builder[T
     """Check `tokens` (the lexer's, of `expression`) against the grammar and the bounds.
 
     Returns what the builder made of the whole expression (a bare number if it is one).
+    `tokens` is the caller's to give away: an end marker is appended to it.
     """
     max_depth = bounds.max_depth
     max_args = bounds.max_args

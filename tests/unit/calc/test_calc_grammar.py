@@ -193,6 +193,7 @@ def test_allowed_grammar_computes_like_python(expression: str, expected: float) 
         ("2j", CalcSyntaxError, "unsupported syntax `2j`", 1),
         ("'a'", CalcSyntaxError, "unsupported character `'`", 1),
         ("1 == 1", CalcSyntaxError, "unsupported character `=`", 3),
+        ("2 ^ 10", CalcSyntaxError, "unsupported operator `^`; use `**` for powers", 3),
         ("[1]", CalcSyntaxError, "unsupported character `[`", 1),
         ("1\n+1", CalcSyntaxError, "unsupported character U+000A (line break)", 2),
         ("\t1", CalcSyntaxError, "unsupported character U+0009 (tab)", 1),
