@@ -147,11 +147,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def cmd_calc(args: argparse.Namespace) -> int:
     """Evaluate one expression with the server's engine and limits; exit 2 if rejected."""
-    from pingcalc.calc import CalcError, Limits, evaluate
+    from pingcalc.calc import Bounds, CalcError, evaluate
 
-    limits = Limits.from_settings(_settings(args))
+    bounds = Bounds.from_mapping(_settings(args).model_dump(), prefix="calc_")
     try:
-        result = evaluate(args.expression, limits)
+        result = evaluate(args.expression, bounds)
     except CalcError as exc:
         _err(str(exc))
         return EXIT_USAGE
