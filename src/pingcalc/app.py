@@ -16,6 +16,7 @@ from pingcalc.api.forwarded import TrustedProxies
 from pingcalc.api.observers import access_line, metrics_observer
 from pingcalc.api.openapi import build_document, render
 from pingcalc.api.routing import Route, Router
+from pingcalc.calc import syntax_reference
 from pingcalc.logs import get_logger
 from pingcalc.services import Services, build_services
 from pingcalc.settings import Settings, load_settings
@@ -58,7 +59,10 @@ def create_app(
     async def openapi(ex: Exchange) -> None:
         await ex.respond(200, document)
 
-    routes += [Route("GET", "/openapi.json", openapi), *web.ROUTES]
+    routes += [
+        Route("GET", "/openapi.json", openapi),
+        *web.routes(syntax_reference(services.evaluator.bounds)),
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

@@ -10,7 +10,7 @@ from pingcalc.calc import Bounds, Evaluator
 from pingcalc.gate import Gate
 from pingcalc.logs import get_logger
 from pingcalc.metrics import Metrics
-from pingcalc.ping import PingBackend, TargetPolicy, select_backend
+from pingcalc.ping import PingBackend, Resolver, TargetPolicy, select_backend, select_resolver
 from pingcalc.settings import Settings
 from pingcalc.throttle import (
     ConcurrencyCap,
@@ -35,6 +35,7 @@ class Services:
     pinger: PingBackend
     ping_backend_reason: str  # why this backend: for the start-up log and `pingcalc check`
     ping_policy: TargetPolicy
+    resolver: Resolver  # host names of ping targets: one per process, so its lookup cap holds
     metrics: Metrics = field(default_factory=Metrics)
     penalty_box: PenaltyBox = field(default_factory=PenaltyBox)
     gate: Gate = field(init=False)
@@ -98,6 +99,11 @@ def build_services(settings: Settings) -> Services:
         pinger=pinger,
         ping_backend_reason=ping_backend_reason,
         ping_policy=TargetPolicy(settings.ping_allow, settings.ping_deny),
+        resolver=select_resolver(
+            settings.ping_resolver,
+            timeout=settings.ping_resolve_timeout_seconds,
+            max_in_flight=settings.ping_max_lookups,
+        ),
         metrics=metrics,
     )
 
