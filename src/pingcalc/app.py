@@ -14,6 +14,7 @@ from pingcalc.api import calculate, health, ping, web
 from pingcalc.api import metrics as metrics_api
 from pingcalc.api.middleware import RequestGuard
 from pingcalc.api.problems import install_problem_handlers
+from pingcalc.audit import run_checkpoints
 from pingcalc.logs import get_logger
 from pingcalc.services import Services, build_services
 from pingcalc.settings import Settings, load_settings
@@ -39,11 +40,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             backend=services.pinger.name,
             reason=services.ping_backend_reason,
         )
+        checkpoints = asyncio.create_task(run_checkpoints(services.audit))
         try:
             yield
         finally:
+            checkpoints.cancel()
             services.audit.emit("server_stop", outcome="success")
-            services.audit.close()
+            # close() checkpoints and ships: off the loop, like the periodic ones.
+            await asyncio.to_thread(services.audit.close)
 
     app = FastAPI(
         lifespan=lifespan,
