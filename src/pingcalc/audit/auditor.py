@@ -140,7 +140,7 @@ class Auditor:
                 for health in self._durable:
                     stored = self._write(health, record)
                     written = written and stored is not None
-                    line = line or stored
+                    line = stored  # the last sink's chain fields are the ones in `record`
             if not written:
                 line = None  # the record now carries the failure mark: render it afresh
         for sink in self._streams:

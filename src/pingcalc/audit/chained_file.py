@@ -195,7 +195,10 @@ class ChainedFileSink:
         head = self._head
         if head is None or head.checkpoint:
             return None
-        disk = read_state_header(self._state_path)
+        try:
+            disk = read_state_header(self._state_path)
+        except FileNotFoundError:  # removed behind our back: the write below recreates it
+            disk = self._state or KeyState(self._current_key().key_id, self._current_key().epoch)
         if disk.epoch > self._current_key().epoch:
             self._adopt_state()
         if min_interval and disk.checkpointed and time.time() - disk.checkpointed < min_interval:

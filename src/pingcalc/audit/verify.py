@@ -174,7 +174,7 @@ def verify(
     initial = read_initial_key(key_file)
     walker = _Walker(initial)
     try:
-        ordered = order_files(paths)
+        ordered = order_files(dict.fromkeys(paths))  # a file named twice is checked once
         problem = walker.walk_files(ordered)
         matched = ignored = 0
         if problem is None and checkpoint_logs:
