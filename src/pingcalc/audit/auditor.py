@@ -14,7 +14,6 @@ up an `emit`.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -146,8 +145,10 @@ class Auditor:
         for sink in self._streams:
             sink.write(record, line)
         if self.observer is not None:
-            with contextlib.suppress(Exception):  # metrics must never break auditing
+            try:  # noqa: SIM105 - cheaper than contextlib.suppress on every request
                 self.observer(record)
+            except Exception:  # noqa: S110 - metrics must never break auditing
+                pass
         return written or self.on_failure == "open"
 
     def probe(self) -> bool:

@@ -1,6 +1,6 @@
 """The sealed chain format, shared by the writer and the verifier (docs/audit.md).
 
-A record line is the record serialised compactly as ASCII JSON (`logs.json_line`) with the
+A record line is the record serialised compactly as ASCII JSON (`dumps`) with the
 chain fields ``seq, epoch, prev`` last, then ``,"mac":"<hex>"`` inserted before the closing
 brace, where::
 
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from pingcalc.audit.keys import EvolvingKey
-from pingcalc.logs import json_line
 
 # `prev` of the first record of a chain.
 GENESIS = "0" * 64
@@ -36,11 +35,20 @@ RECORD_DOMAIN = b"pingcalc-audit-v1 record\n"
 _MAC_SUFFIX = re.compile(rb',"mac":"([0-9a-f]{64})"\}\n?\Z')
 # How much of a file's end is read to find its last record; records are far smaller.
 TAIL_BYTES = 64 * 1024
+# The format's serialisation, owned here and not borrowed from the log renderer: a shipped
+# checkpoint is re-serialised to check its seal, so these bytes must never change with the
+# log format. ASCII (ensure_ascii) so no value can forge a line. One encoder, built once.
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """The record as one line of compact ASCII JSON, as the chain seals it."""
+    return _ENCODER.encode(record)
 
 
 def seal(record: dict[str, Any], key: EvolvingKey) -> tuple[bytes, str]:
     """The file line for `record` (chain fields set, no `mac`) and its mac."""
-    body = json_line(record).encode("ascii")
+    body = _ENCODER.encode(record).encode("ascii")
     mac = key.mac(RECORD_DOMAIN + body)
     return body[:-1] + b',"mac":"' + mac.encode("ascii") + b'"}\n', mac
 

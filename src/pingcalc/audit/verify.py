@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pingcalc.audit.chain import CHECKPOINT_EVENT, Sealed, base_of, order_files, parse
+from pingcalc.audit.chain import CHECKPOINT_EVENT, Sealed, base_of, dumps, order_files, parse
 from pingcalc.audit.keys import EvolvingKey, read_initial_key
-from pingcalc.logs import json_line
 
 # A shipped checkpoint may claim at most this many epochs past the files' last one; each costs
 # one HMAC to check, so a forged line cannot make the verifier spin (about a second).
@@ -442,11 +441,11 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_unique)
 
 def _canonical(record: dict[str, Any]) -> Sealed | None:
     """The checkpoint as the file holds it: the record without `log`, re-serialised exactly
-    as the writer did (`logs.json_line`), and its mac."""
+    as the writer did (`chain.dumps`), and its mac."""
     fields = {k: v for k, v in record.items() if k != "log"}
     mac = fields.pop("mac", None)
     if not isinstance(mac, str):
         return None
-    body = json_line(fields).encode("ascii")
+    body = dumps(fields).encode("ascii")
     sealed = parse(body[:-1] + b',"mac":"' + mac.encode("ascii", "replace") + b'"}\n')
     return sealed if isinstance(sealed, Sealed) else None
