@@ -147,7 +147,7 @@ class Auditor:
         if self.observer is not None:
             try:  # noqa: SIM105 - cheaper than contextlib.suppress on every request
                 self.observer(record)
-            except Exception:  # noqa: S110 - metrics must never break auditing
+            except Exception:  # noqa: S110  # nosec B110 - metrics must never break auditing
                 pass
         return written or self.on_failure == "open"
 
