@@ -43,7 +43,7 @@ lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/bandit -q -c pyproject.toml -r src
-	$(BIN)/hadolint --config .hadolint.yaml Dockerfile
+	$(BIN)/hadolint --config .hadolint.yaml Dockerfile deploy/stack/Dockerfile
 	$(BIN)/python threat-model/render.py --check
 
 typecheck: venv

@@ -122,7 +122,9 @@ class Stack:
 
     # --- make targets, the operator's commands ---------------------------------------------
 
-    def make(self, target: str, timeout: float = 300, **variables: str) -> subprocess.CompletedProcess[str]:
+    def make(
+        self, target: str, timeout: float = 300, **variables: str
+    ) -> subprocess.CompletedProcess[str]:
         argv = ["make", "-s", "--no-print-directory", "-C", str(REPO), target]
         argv += [f"{k}={v}" for k, v in variables.items()]
         return run(argv, timeout=timeout, env=self.env)
@@ -173,7 +175,9 @@ class Stack:
         out = docker(*args)
         return out.stdout + out.stderr
 
-    def python_in(self, container: str, code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def python_in(
+        self, container: str, code: str, *args: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """The image's Python inside a running replica (arguments are never formatted in)."""
         return docker("exec", container, "python", "-c", code, *args, timeout=timeout)
 
@@ -218,7 +222,9 @@ class Stack:
     def new_address(self) -> str:
         return str(next(self._addresses))
 
-    def start_client(self, mode: str, *args: str, token: str | None = None, address: str | None = None) -> ClientRun:
+    def start_client(
+        self, mode: str, *args: str, token: str | None = None, address: str | None = None
+    ) -> ClientRun:
         """client.py in a container of the pingcalc image, from its own source address."""
         address = address or self.new_address()
         argv = [
@@ -239,7 +245,9 @@ class Stack:
         )
         return ClientRun(process, address)
 
-    def client(self, mode: str, *args: str, token: str | None = None, timeout: float = 120) -> dict[str, Any]:
+    def client(
+        self, mode: str, *args: str, token: str | None = None, timeout: float = 120
+    ) -> dict[str, Any]:
         return self.start_client(mode, *args, token=token).result(timeout)
 
     def remove_clients(self) -> None:

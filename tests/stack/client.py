@@ -124,7 +124,7 @@ async def one_request(conn: Connection, results: Results, rid: str, extra: dict[
     sent = time.time()
     try:
         outcome = str(await asyncio.wait_for(conn.request(rid, extra), REQUEST_TIMEOUT))
-    except (OSError, EOFError, ValueError, IndexError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, EOFError, ValueError, IndexError) as exc:
         conn.close()
         outcome = type(exc).__name__
     results.record(outcome, time.time() - sent, sent)
@@ -192,7 +192,7 @@ async def slow(args: argparse.Namespace) -> dict[str, Any]:
             opened = time.time()
             writer.write(f"GET /healthz HTTP/1.1\r\nHost: {args.sni}\r\n".encode())
             await writer.drain()
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
             outcomes.append({"established": False, "error": type(exc).__name__})
             return
         answer, line = b"", 0
@@ -201,7 +201,7 @@ async def slow(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 answer = await asyncio.wait_for(reader.read(64), args.interval)
                 break  # the server answered (408) or closed: either way it is over
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             except OSError:
                 break

@@ -136,7 +136,9 @@ def test_generated_keys_are_private_and_never_committed(stack: Stack) -> None:
     ignored = run(["git", "-C", str(Path(__file__).resolve().parents[2]), "check-ignore", "-q",
                    str(default_state)])  # fmt: skip
     assert ignored.returncode == 0, "the default state directory must be git-ignored"
-    out = stack.python_in(stack.replicas()[0], "import os; print(sorted(os.listdir('/run/secrets')))")
+    out = stack.python_in(
+        stack.replicas()[0], "import os; print(sorted(os.listdir('/run/secrets')))"
+    )
     assert "key" not in out.stdout, "no TLS key reaches a replica"
 
 

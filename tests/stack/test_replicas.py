@@ -94,8 +94,11 @@ def test_revoked_token_is_refused_by_every_replica_within_2_s(healthy_stack: Sta
     pollers = [
         subprocess.Popen(
             [DOCKER, "exec", "-i", replica, "python", "-c", POLL_UNTIL_REFUSED],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for replica in stack.replicas()
     ]
     try:
@@ -145,12 +148,11 @@ def test_revoked_token_is_refused_by_every_replica_within_2_s(healthy_stack: Sta
 def _load(stack: Stack, token: str, prefix: str) -> tuple[list[Any], float]:
     """Start the steady load; returns the client runs and the epoch time it starts at."""
     start_at = time.time() + 3  # every container up and connected before the first request
+    shape = ["--rate", str(LOAD_RATE_EACH), "--duration", str(LOAD_SECONDS), "--connections", "2"]
     runs = [
         stack.start_client(
-            "load", "--rate", str(LOAD_RATE_EACH), "--duration", str(LOAD_SECONDS),
-            "--connections", "2", "--prefix", f"{prefix}{i}", "--start-at", str(start_at),
-            token=token,
-        )  # fmt: skip
+            "load", *shape, "--prefix", f"{prefix}{i}", "--start-at", str(start_at), token=token
+        )
         for i in range(LOAD_CLIENTS)
     ]
     return runs, start_at
