@@ -93,6 +93,14 @@ class ClientRun:
     process: subprocess.Popen[str]
     address: str
 
+    def first_line(self) -> dict[str, Any]:
+        """The first JSON line the client prints (a progress report such as `ready`)."""
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line, f"client {self.address} ended before reporting"
+        data: dict[str, Any] = json.loads(line)
+        return data
+
     def result(self, timeout: float = 120) -> dict[str, Any]:
         out, err = self.process.communicate(timeout=timeout)
         assert self.process.returncode == 0, f"client {self.address} failed:\n{err[-2000:]}"

@@ -3,7 +3,8 @@
 Run by deploy/stack/stack.sh inside a throw-away container of the local base image (root,
 no network), because the files must belong to the services' uids and an operator in the
 `docker` group cannot chown on the host. Idempotent: what exists is kept, what is missing is
-made. Standard library only; prints no secret, only `tokens=N` (the tokens file's count).
+made. Standard library only; prints no secret, only `tokens=N` (the tokens file's count) and
+`edge_certificate=changed|same` (a running edge must then reload it).
 
     /s/pingcalc/  uid 10001, 0700  mounted read-only at /run/secrets in every replica
         pingcalc_tokens               the tokens file (hashes and scopes)
@@ -75,12 +76,14 @@ def redis_credentials(app: Path, redis: Path) -> None:
     write(uri, f"redis://pingcalc:{app_password}@{REDIS_HOST}/0?{REDIS_OPTIONS}\n", APP)
 
 
-def edge_certificate(edge: Path) -> None:
-    """HAProxy reads one file: the certificate (chain) followed by its key."""
+def edge_certificate(edge: Path) -> bool:
+    """HAProxy reads one file: the certificate (chain) followed by its key. True if it changed."""
     pem = (TLS / "server.crt").read_text() + (TLS / "server.key").read_text()
     target = edge / "server.pem"
-    if not target.exists() or target.read_text() != pem:
-        write(target, pem, EDGE)
+    if target.exists() and target.read_text() == pem:
+        return False
+    write(target, pem, EDGE)
+    return True
 
 
 def tokens_count(app: Path) -> int:
@@ -97,8 +100,9 @@ def main() -> int:
     redis = directory("redis", REDIS)
     edge = directory("edge", EDGE)
     redis_credentials(app, redis)
-    edge_certificate(edge)
+    changed = edge_certificate(edge)
     print(f"tokens={tokens_count(app)}")
+    print(f"edge_certificate={'changed' if changed else 'same'}")
     return 0
 
 

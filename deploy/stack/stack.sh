@@ -212,7 +212,8 @@ ensure_secrets() {
         --mount "type=bind,src=$TLS_KEY,dst=/tls/server.key,readonly" \
         --mount "type=bind,src=$HERE/make_secrets.py,dst=/make_secrets.py,readonly" \
         --entrypoint python3 "$base" /make_secrets.py)" || die "creating the secret files failed"
-    TOKENS_COUNT="${out#tokens=}"
+    TOKENS_COUNT="$(sed -n 's/^tokens=//p' <<<"$out")"
+    CERT_CHANGED="$(sed -n 's/^edge_certificate=//p' <<<"$out")"
 }
 
 check_env_file() {
@@ -244,6 +245,8 @@ cmd_up() {
     check_env_file
     build_images
     ensure_tls
+    local edge_running
+    edge_running="$("${COMPOSE[@]}" ps -q --status running edge 2>/dev/null || true)"
     ensure_secrets
     if [[ "$TOKENS_COUNT" == 0 ]]; then
         # Replicas refuse to start without a token (fail closed): make the first one now and
@@ -258,6 +261,12 @@ cmd_up() {
         "${COMPOSE[@]}" ps -a >&2 || true
         "${COMPOSE[@]}" logs --tail 20 >&2 || true
         die "the stack did not become healthy"
+    fi
+    if [[ "$CERT_CHANGED" == changed && -n "$edge_running" ]]; then
+        # HAProxy reads its certificate at start: a renewed or replaced one needs a reload.
+        # SIGUSR2 to the master (-W) starts a new worker; open connections finish on the old.
+        "${COMPOSE[@]}" kill -s USR2 edge >&2
+        log "edge reloaded with the new certificate"
     fi
     local host="$STACK_BIND"
     [[ "$host" == 0.0.0.0 ]] && host=127.0.0.1

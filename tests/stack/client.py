@@ -175,10 +175,22 @@ async def burst(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def slow(args: argparse.Namespace) -> dict[str, Any]:
-    """Slowloris: complete TLS, then trickle a request head that never ends."""
+    """Slowloris: complete TLS, then trickle a request head that never ends.
+
+    Prints `{"ready": N}` once every connection has been attempted (N established), so the
+    caller can act while they are all open; the summary follows when they are over."""
     context = tls_context(args.ca)
     started = time.time()
     outcomes: list[dict[str, Any]] = []
+    ready = asyncio.Event()
+    attempted = established = 0
+
+    def attempt_done(ok: bool) -> None:
+        nonlocal attempted, established
+        attempted += 1
+        established += ok
+        if attempted == args.connections:
+            ready.set()
 
     async def one(index: int) -> None:
         try:
@@ -194,7 +206,9 @@ async def slow(args: argparse.Namespace) -> dict[str, Any]:
             await writer.drain()
         except (TimeoutError, OSError, ssl.SSLError) as exc:
             outcomes.append({"established": False, "error": type(exc).__name__})
+            attempt_done(False)
             return
+        attempt_done(True)
         answer, line = b"", 0
         deadline = started + args.duration
         while time.time() < deadline:
@@ -222,7 +236,11 @@ async def slow(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
 
-    await asyncio.gather(*(one(i) for i in range(args.connections)))
+    async def announce() -> None:
+        await ready.wait()
+        print(json.dumps({"ready": established}), flush=True)
+
+    await asyncio.gather(announce(), *(one(i) for i in range(args.connections)))
     return {"started": started, "connections": outcomes}
 
 

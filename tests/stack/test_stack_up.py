@@ -7,11 +7,14 @@ one: non-root, no capability, read-only, bounded), T1552 secrets at rest (owners
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from stack_support import Stack, unique
+from stack_support import SNI, Stack, ssl_context, unique
 
 pytestmark = [pytest.mark.container, pytest.mark.stack]
 
@@ -43,6 +46,40 @@ def test_stack_up_again_is_idempotent_and_keeps_ca_and_tokens(stack: Stack) -> N
     assert stack.ca.read_bytes() == ca_before
     assert tokens.read_bytes() == tokens_before
     assert "first token" not in again.stderr
+    stack.wait_healthy()
+
+
+def run(argv: list[str], input_bytes: bytes) -> str:
+    done = subprocess.run(argv, input=input_bytes, capture_output=True, check=True, timeout=30)
+    return done.stdout.decode()
+
+
+def _served_serial(stack: Stack) -> int:
+    address = ("127.0.0.1", int(stack.env["STACK_PORT"]))
+    with (
+        socket.create_connection(address, timeout=10) as raw,
+        ssl_context(stack.ca).wrap_socket(raw, server_hostname=SNI) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    out = run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"], input_bytes=der)
+    return int(out.split("=", 1)[1], 16)
+
+
+def test_renewed_certificate_is_served_without_restarting_the_edge(stack: Stack) -> None:
+    """A re-issued certificate (expiry, new names) reaches the running edge with a reload, not
+    a restart: open connections are not cut (SC-12, SC-17)."""
+    before_serial = _served_serial(stack)
+    edge_started = stack.inspect(stack.edge)["State"]["StartedAt"]
+    (stack.state / "tls" / "server.crt").unlink()  # as if it were due for renewal
+    again = stack.make("stack-up", timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    deadline = time.time() + 20
+    while (serial := _served_serial(stack)) == before_serial:
+        assert time.time() < deadline, "the edge still serves the old certificate"
+        time.sleep(0.5)
+    assert serial != before_serial
+    assert stack.inspect(stack.edge)["State"]["StartedAt"] == edge_started
     stack.wait_healthy()
 
 
