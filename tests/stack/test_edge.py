@@ -207,7 +207,7 @@ def test_client_cannot_spoof_its_address_with_x_forwarded_for(stack: Stack) -> N
     since = time.time() - 1
     # Bad tokens, each request claiming another address: a believed header = a fresh budget.
     client = stack.start_client(
-        "burst", "--count", str(allowed + 15), "--connections", "1", "--spoof",
+        "burst", "--count", str(allowed + 15), "--connections", "3", "--spoof",
         "--prefix", prefix, token="pc_" + "x" * 43,
     )  # fmt: skip
     statuses = client.result()["statuses"]
