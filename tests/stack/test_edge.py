@@ -110,7 +110,9 @@ def test_tls_handshake_with_the_generated_ca_succeeds(stack: Stack, name: str) -
         _handshake(_address(stack), ssl.create_default_context(), name).close()
 
 
-@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+@pytest.mark.parametrize(
+    "version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=lambda v: v.name
+)
 def test_tls_1_2_and_1_3_are_both_served(stack: Stack, version: ssl.TLSVersion) -> None:
     """Clients limited to TLS 1.2 or to TLS 1.3 both connect (SC-8, SC-13)."""
     with _handshake(_address(stack), ssl_context(stack.ca, version), SNI) as tls:
