@@ -16,6 +16,7 @@ from pingcalc.api.forwarded import TrustedProxies
 from pingcalc.api.observers import access_line, metrics_observer
 from pingcalc.api.openapi import build_document, render
 from pingcalc.api.routing import Route, Router
+from pingcalc.audit import run_checkpoints
 from pingcalc.calc import syntax_reference
 from pingcalc.logs import get_logger
 from pingcalc.services import Services, build_services
@@ -77,11 +78,14 @@ def create_app(
             backend=services.pinger.name,
             reason=services.ping_backend_reason,
         )
+        checkpoints = asyncio.create_task(run_checkpoints(services.audit))
         try:
             yield
         finally:
+            checkpoints.cancel()
             services.audit.emit("server_stop", outcome="success")
-            services.audit.close()
+            # close() checkpoints and ships: off the loop, like the periodic ones.
+            await asyncio.to_thread(services.audit.close)
 
     observers = [metrics_observer(services.metrics)]
     if settings.access_log:

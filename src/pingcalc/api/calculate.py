@@ -41,6 +41,7 @@ from pingcalc.api.openapi import (
 )
 from pingcalc.api.problems import Problem, invalid_body, too_many
 from pingcalc.api.routing import Route
+from pingcalc.audit import clip
 from pingcalc.auth import TokenRecord
 from pingcalc.calc import CalcError, round_significant, syntax_markdown
 from pingcalc.calc.bounds import MAX_PRECISION, MIN_PRECISION
@@ -147,11 +148,6 @@ OPERATION = Operation(
 )
 
 
-def _for_audit(expression: str, limit: int) -> str:
-    """At most `limit` characters, with control and non-ASCII characters escaped."""
-    return expression[:limit].encode("unicode_escape").decode("ascii")
-
-
 def _rejected(err: CalcError) -> Problem:
     return Problem(
         422,
@@ -206,7 +202,7 @@ def route(services: Services) -> Route:
             context["precision"] = precision
         results: list[dict[str, Any]] = []
         for index, expression in enumerate(expressions):
-            fields = {**context, "expression": _for_audit(expression, audit_limit), "index": index}
+            fields = {**context, "expression": clip(expression, audit_limit), "index": index}
             if index > granted:  # past the token's budget: not evaluated
                 refused = too_many(
                     "this token is over its rate limit; this expression was not evaluated",
@@ -258,7 +254,7 @@ def route(services: Services) -> Route:
             return
         expression = body.expression
         context: dict[str, Any] = ex.context()
-        context["expression"] = _for_audit(expression, audit_limit)
+        context["expression"] = clip(expression, audit_limit)
         started = time.perf_counter()
         try:
             # Bounded to a few milliseconds by the calc bounds: no need to leave the loop.

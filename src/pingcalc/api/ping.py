@@ -49,7 +49,7 @@ from pingcalc.api.openapi import (
 from pingcalc.api.ping_refusals import refusal
 from pingcalc.api.problems import Problem, invalid_body
 from pingcalc.api.routing import Route
-from pingcalc.audit import Auditor
+from pingcalc.audit import Auditor, clip
 from pingcalc.ping import (
     BackendUnavailableError,
     Destination,
@@ -316,7 +316,7 @@ def route(services: Services) -> Route:
         except PingError as exc:
             reason, problem, fields = refusal(exc)
             raise _reject(
-                audit, reason, problem, target=body.target[:AUDIT_TARGET_CHARS], **context, **fields
+                audit, reason, problem, target=clip(body.target, AUDIT_TARGET_CHARS), **context, **fields
             ) from None
         context.update(_destination_fields(destination))
         seen: list[PingEvent] = []
