@@ -226,11 +226,13 @@ def test_each_expression_of_a_batch_counts_against_the_token_rate(
 
 
 def test_each_expression_of_a_batch_is_audited(
-    make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path
+    make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
     """One record per expression, in order, with its index and the request's id (repudiation)."""
     audit_file = tmp_path / "audit.jsonl"
-    settings = make_settings(audit_file=audit_file, rate_limit_per_token="3/minute")
+    settings = make_settings(
+        audit_file=audit_file, audit_key_file=audit_keys.service, rate_limit_per_token="3/minute"
+    )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         response = client.post(
             URL,
@@ -252,11 +254,11 @@ def test_each_expression_of_a_batch_is_audited(
 
 
 def test_batch_is_refused_whole_when_its_records_cannot_be_written(
-    make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path
+    make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
     """Fail-closed: a batch whose audit records fail gets 503, never unrecorded results."""
     audit_file = tmp_path / "audit.jsonl"
-    settings = make_settings(audit_file=audit_file)
+    settings = make_settings(audit_file=audit_file, audit_key_file=audit_keys.service)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert (
             client.post(URL, json={"expressions": ["1"]}, headers=tokens.header("calc")).status_code

@@ -22,7 +22,7 @@ import pytest
 from ping_fakes import FakeApp, RecordingBackend, app_with_backend
 from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
-from pingcalc.audit import Auditor
+from pingcalc.audit import Auditor, StdoutSink
 from pingcalc.ping import UnavailableBackend
 from pingcalc.services import build_services
 from pingcalc.settings import Settings
@@ -204,7 +204,7 @@ def test_a_result_that_cannot_be_audited_ends_the_stream_with_a_problem(
     services = dataclasses.replace(
         build_services(settings),
         pinger=RecordingBackend(spacing=0.05),
-        audit=PingRecordsFail(stream=io.StringIO()),
+        audit=PingRecordsFail([StdoutSink(io.StringIO())]),
     )
     app = create_app(settings, services=services)
     token = tokens.secrets["pinger"]

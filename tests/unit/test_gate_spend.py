@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 
-from pingcalc.audit import Auditor
+from pingcalc.audit import Auditor, StdoutSink
 from pingcalc.auth import TokenRecord, TokenStore
 from pingcalc.gate import Client, Gate
 from pingcalc.throttle import PenaltyBox, RateLimiter
@@ -23,7 +23,7 @@ def _gate(tokens: Tokens, per_token: str, *, enabled: bool = True) -> Gate:
         tokens=TokenStore(tokens.path),
         limiter=RateLimiter(enabled=enabled),
         box=PenaltyBox(),
-        audit=Auditor(stream=io.StringIO()),
+        audit=Auditor([StdoutSink(io.StringIO())]),
         per_ip="1000/minute",
         auth_failures="1000/minute",
         per_token=per_token,

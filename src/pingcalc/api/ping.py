@@ -316,7 +316,12 @@ def route(services: Services) -> Route:
         except PingError as exc:
             reason, problem, fields = refusal(exc)
             raise _reject(
-                audit, reason, problem, target=clip(body.target, AUDIT_TARGET_CHARS), **context, **fields
+                audit,
+                reason,
+                problem,
+                target=clip(body.target, AUDIT_TARGET_CHARS),
+                **context,
+                **fields,
             ) from None
         context.update(_destination_fields(destination))
         seen: list[PingEvent] = []
