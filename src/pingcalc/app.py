@@ -14,7 +14,7 @@ from pingcalc.api import calculate, health, ping, web
 from pingcalc.api import metrics as metrics_api
 from pingcalc.api.middleware import RequestGuard
 from pingcalc.api.problems import install_problem_handlers
-from pingcalc.logs import get_logger
+from pingcalc.ping.notice import announce
 from pingcalc.services import Services, build_services
 from pingcalc.settings import Settings, load_settings
 
@@ -34,11 +34,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, services.tokens.load)
         services.audit.emit("server_start", outcome="success", **security_summary(settings))
-        get_logger("pingcalc.ping").info(
-            "ping_backend_selected",
-            backend=services.pinger.name,
-            reason=services.ping_backend_reason,
-        )
+        announce(services.pinger.status())  # a WARNING with the fix when no backend works
         try:
             yield
         finally:

@@ -9,7 +9,7 @@ from pingcalc.auth import TokenStore
 from pingcalc.calc import Evaluator, Limits
 from pingcalc.limits import ConcurrencyCap, PenaltyBox, RateLimiter, SharedConcurrencyCap
 from pingcalc.metrics import Metrics
-from pingcalc.ping import PingBackend, TargetPolicy, select_backend
+from pingcalc.ping import PingBackend, ReselectingBackend, TargetPolicy
 from pingcalc.settings import Settings
 
 
@@ -44,7 +44,11 @@ def build_services(settings: Settings) -> Services:
         enabled=settings.rate_limit_enabled,
         on_switch=lambda event, fields: audit.emit(event, outcome="info", **fields),
     )
-    pinger, ping_backend_reason = select_backend(settings.ping_backend)
+    pinger = ReselectingBackend(
+        settings.ping_backend,
+        ping_path=str(settings.ping_binary) if settings.ping_binary else None,
+        on_switch=lambda fields: audit.emit("ping_backend_changed", outcome="info", **fields),
+    )
     ping_cap = _ping_cap(settings, limiter)
     metrics.track_pings_in_flight(lambda: ping_cap.in_flight)
     return Services(
@@ -55,7 +59,7 @@ def build_services(settings: Settings) -> Services:
         ping_cap=ping_cap,
         evaluator=Evaluator(Limits.from_settings(settings), cache_size=settings.calc_cache_size),
         pinger=pinger,
-        ping_backend_reason=ping_backend_reason,
+        ping_backend_reason=pinger.reason,
         ping_policy=TargetPolicy(settings.ping_allow, settings.ping_deny),
         metrics=metrics,
     )

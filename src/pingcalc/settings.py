@@ -84,6 +84,9 @@ class Settings(BaseSettings):
 
     # --- ping --------------------------------------------------------------------------
     ping_backend: Literal["auto", "datagram", "subprocess"] = "auto"
+    # The ping binary to fall back to (absolute; default: searched in /usr/sbin:/usr/bin:/sbin:
+    # /bin, never PATH). Run only if owned by root or us and writable by no one else.
+    ping_binary: Path | None = None
     ping_max_count: int = Field(default=5, ge=1, le=5)
     ping_default_count: int = Field(default=3, ge=1, le=5)
     ping_timeout_seconds: float = Field(default=1.0, gt=0, le=2.0)
@@ -111,6 +114,13 @@ class Settings(BaseSettings):
             return [
                 ip_network(item, strict=True) if isinstance(item, str) else item for item in value
             ]
+        return value
+
+    @field_validator("ping_binary")
+    @classmethod
+    def _check_ping_binary(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path (the binary is never looked up in PATH)")
         return value
 
     @field_validator("rate_limit_per_ip", "auth_failures_per_ip", "rate_limit_per_token")

@@ -24,11 +24,14 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         "rate_limit_storage": "ok",
         "audit": _audit_check(services),
     }
+    # No ping backend: calculate still works, so ready but degraded, with the reason and fix.
+    ping = services.pinger.status()
+    checks["ping"] = "ok" if ping.available else f"unavailable: {ping.reason}; fix: {ping.fix}"
     if services.limiter.shared and not await services.limiter.reachable():
         checks["rate_limit_storage"] = "unreachable; limiting per process (degraded)"
     # Fail-open keeps serving without the audit file: ready, but reported as degraded.
     ready = checks["tokens"] == "ok" and services.audit.available
-    degraded = checks["rate_limit_storage"] != "ok" or checks["audit"] != "ok"
+    degraded = any(checks[name] != "ok" for name in ("rate_limit_storage", "audit", "ping"))
     status = "ready" if ready and not degraded else ("degraded" if ready else "not ready")
     return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503)
 

@@ -171,10 +171,8 @@ async def ping(
             error=str(exc),
             **context,
         )
-        # The cause (sysctl, missing binary) is for the operator's log, not for clients.
-        raise Problem(
-            503, "this server cannot send pings right now", kind="ping-unavailable"
-        ) from None
+        # The cause and the operator's fix (sysctl, iputils-ping; no path) or "no IPv6 here".
+        raise Problem(503, exc.detail, kind="ping-unavailable") from None
 
     services.audit.emit(
         "ping",

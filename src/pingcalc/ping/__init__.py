@@ -10,7 +10,9 @@ from __future__ import annotations
 from pingcalc.ping.datagram import DatagramBackend
 from pingcalc.ping.interface import (
     Address,
+    BackendStatus,
     BackendUnavailableError,
+    FamilyUnavailableError,
     PingBackend,
     PingError,
     PingResult,
@@ -19,19 +21,27 @@ from pingcalc.ping.interface import (
     deadline_for,
 )
 from pingcalc.ping.policy import TargetDeniedError, TargetPolicy
-from pingcalc.ping.selection import Preference, UnavailableBackend, select_backend
+from pingcalc.ping.selection import (
+    Preference,
+    ReselectingBackend,
+    UnavailableBackend,
+    select_backend,
+)
 from pingcalc.ping.subprocess_backend import SubprocessBackend
 from pingcalc.ping.target import TargetSyntaxError, parse_target
 
 __all__ = [
     "Address",
+    "BackendStatus",
     "BackendUnavailableError",
     "DatagramBackend",
+    "FamilyUnavailableError",
     "PingBackend",
     "PingError",
     "PingResult",
     "Preference",
     "Reply",
+    "ReselectingBackend",
     "RttStats",
     "SubprocessBackend",
     "TargetDeniedError",

@@ -6,6 +6,7 @@ A backend only ever receives an `IPv4Address`/`IPv6Address` that `parse_target` 
 
 from __future__ import annotations
 
+import errno
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -26,8 +27,59 @@ class PingError(PingcalcError):
     """Base of every error the ping engine raises."""
 
 
+# What an operator must change when no backend works; safe to tell a client (no path, no id).
+OPERATOR_FIX = (
+    'allow datagram ICMP sockets (sysctl -w net.ipv4.ping_group_range="0 2147483647", or a '
+    "range holding only the service's group) or install iputils-ping"
+)
+
+
 class BackendUnavailableError(PingError):
     """The selected backend cannot send echoes here (permissions, no `ping`, no IPv6)."""
+
+    @property
+    def detail(self) -> str:
+        """What a client is told: what the operator must change (the cause, with paths and
+        the binary's own words, goes to the audit log only)."""
+        return f"this server cannot send pings; the operator must {OPERATOR_FIX}"
+
+
+class FamilyUnavailableError(BackendUnavailableError):
+    """The host has no IPv6 (no address, no route, or disabled); IPv4 may still work.
+
+    A subclass so that every caller that handles an unusable backend handles it, but not a
+    reason to re-select the backend: nothing about the backend is wrong.
+    """
+
+    @property
+    def detail(self) -> str:
+        return f"{self}; ping an IPv4 address"
+
+
+# errno of a socket or send call -> why the host cannot reach any IPv6 address at all.
+NO_IPV6_ERRNOS = {
+    errno.EAFNOSUPPORT: "IPv6 is disabled in the kernel",
+    errno.EADDRNOTAVAIL: "no IPv6 address, not even ::1",
+    errno.ENETUNREACH: "no IPv6 route to the target",
+}
+
+
+def ipv6_unavailable(code: int | None) -> FamilyUnavailableError | None:
+    """The error for an IPv6 socket or send failure that means "no IPv6 here", else None."""
+    why = NO_IPV6_ERRNOS.get(code or 0)
+    if why is None:
+        return None
+    return FamilyUnavailableError(f"IPv6 is not available on this host ({why})")
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStatus:
+    """Whether pings can be sent now, and if not, why and what the operator must change."""
+
+    available: bool
+    backend: str
+    reason: str
+    fix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +172,10 @@ class PingBackend(ABC):
     """Sends ICMP echo requests to one validated address and collects the replies."""
 
     name: str
+
+    def status(self) -> BackendStatus:
+        """Whether this backend can ping; a backend that could not would not have been chosen."""
+        return BackendStatus(True, self.name, "")
 
     @abstractmethod
     async def ping(
