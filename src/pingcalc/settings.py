@@ -1,11 +1,13 @@
 """One typed settings object, read once at start-up and passed down.
 
-Sources, highest precedence first: keyword arguments, environment (`PINGCALC_*`), `.env`,
-secret files (`/run/secrets/pingcalc_*`, the Docker and Kubernetes convention), defaults.
+Sources, highest precedence first: keyword arguments, environment (`PINGCALC_*`), the env file
+named by `PINGCALC_ENV_FILE` (never `.env` of the working directory: see envfile.py), secret
+files (`/run/secrets/pingcalc_*`, the Docker and Kubernetes convention), defaults.
 """
 
 from __future__ import annotations
 
+import os
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from pingcalc.envfile import ENV_FILE_VARIABLE, env_file_settings
 from pingcalc.errors import PingcalcError
 
 SECRETS_DIR = Path("/run/secrets")
@@ -31,8 +34,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="PINGCALC_",
-        env_file=".env",
-        env_file_encoding="utf-8",
+        # No implicit `.env`: a writable working directory must not configure the service.
+        env_file=None,
         extra="ignore",
         frozen=True,
     )
@@ -145,6 +148,10 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, translating validation errors into one line per bad setting."""
     kwargs: dict[str, Any] = dict(overrides)
+    named = kwargs.pop("_env_file", os.environ.get(ENV_FILE_VARIABLE) or None)
+    if named is not None:  # checked and read by envfile.py; EnvFileError names the problem
+        for name, value in env_file_settings(Path(named), Settings.model_fields).items():
+            kwargs.setdefault(name, value)
     if SECRETS_DIR.is_dir():
         kwargs.setdefault("_secrets_dir", SECRETS_DIR)
     try:
