@@ -104,7 +104,9 @@ def test_readme_container_block_runs_as_written_and_token_changes_reach_the_cont
         '/api/v1/calculate"'
     ), first
     started = time.monotonic()
-    done = clone.shell(first + '\necho "README_TOKEN=$TOKEN"\n', timeout=BLOCK_TIMEOUT_S)
+    done = clone.shell(
+        first + '\nprintf "\\nREADME_TOKEN=%s\\n" "$TOKEN"\n', timeout=BLOCK_TIMEOUT_S
+    )
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     print(f"README container block: {seconds:.1f} s from a fresh clone to the first answer")
