@@ -195,6 +195,7 @@ def namespaced(tokens: Tokens, tmp_path: Path) -> Iterator[Callable[[str], LiveS
         server.stop()
 
 
+@pytest.mark.ping
 def test_read_only_filesystem_fails_closed_then_recovers(
     namespaced: Callable[[str], LiveServer], tmp_path: Path
 ) -> None:
@@ -222,6 +223,7 @@ def test_read_only_filesystem_fails_closed_then_recovers(
     assert verify([path]).ok
 
 
+@pytest.mark.ping
 def test_full_disk_fails_closed_then_recovers(
     namespaced: Callable[[str], LiveServer], tmp_path: Path
 ) -> None:

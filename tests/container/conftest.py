@@ -38,6 +38,7 @@ from container_support import (
     run,
     unavailable,
 )
+from preflight import require
 
 BUILD_TIMEOUT_S = 900
 
@@ -54,6 +55,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(scope="session")
 def engine() -> str:
     """A Docker Engine that answers; fails in CI, skips elsewhere when there is none."""
+    require("docker")  # skips here, fails in CI (.ci/lib/docker.sh installs it)
     if not DOCKER:
         unavailable("no docker client")
     info = docker("info", "--format", "{{.ServerVersion}}", timeout=20)

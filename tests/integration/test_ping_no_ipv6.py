@@ -83,8 +83,9 @@ def test_ping_to_ipv6_on_a_host_without_ipv6_is_a_clear_error(
     """::1 without IPv6: 503 "IPv6 is not available on this host" from the server and the same
     error from both backends; 127.0.0.1 still answers 200 (no false 100 % loss)."""
     ping_path = find_ping() or ""
+    secret = tokens.secrets["pinger"]
     out = _in_namespace_without_ipv6(
-        sys.executable, "-c", INSIDE, PINGCALC, str(tokens.path), tokens.secrets["pinger"], ping_path
+        sys.executable, "-c", INSIDE, PINGCALC, str(tokens.path), secret, ping_path
     )
     assert out.returncode == 0, out.stderr[-3000:]
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]

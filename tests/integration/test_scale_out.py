@@ -156,6 +156,7 @@ def _concurrent_pings(servers: list[LiveServer], tokens: Tokens) -> list[int]:
         return sorted(pool.map(lambda server: _slow_ping(server, tokens), servers))
 
 
+@pytest.mark.ping_binary
 def test_ping_cap_is_shared_across_two_servers(
     redis_server: RedisServer, server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:
@@ -166,6 +167,7 @@ def test_ping_cap_is_shared_across_two_servers(
     assert _slow_ping(a, tokens) == 200 and _slow_ping(b, tokens) == 200
 
 
+@pytest.mark.ping_binary
 def test_total_ping_cap_stays_per_process_with_redis(
     redis_server: RedisServer, server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:
@@ -227,6 +229,7 @@ def test_workers_share_limits_through_redis(
     assert server.stop() == 0
 
 
+@pytest.mark.ping_binary
 def test_sigterm_lets_in_flight_ping_finish_then_exits_zero(
     server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:
