@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pingcalc import __version__
-from pingcalc.api import calculate, health, ping, web
+from pingcalc.api import calculate, docs, health, ping, web
 from pingcalc.api import metrics as metrics_api
 from pingcalc.api.middleware import RequestGuard
 from pingcalc.api.problems import install_problem_handlers
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         title="pingcalc",
         version=__version__,
         summary="Ping validated targets and evaluate arithmetic safely, over an authenticated API.",
-        # No Swagger UI or ReDoc: both load scripts from a CDN. The schema stays.
+        # No Swagger UI or ReDoc: both load scripts from a CDN; api/docs.py serves /docs.
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(calculate.router)
     app.include_router(ping.router)
     app.include_router(web.router)
+    app.include_router(docs.router)  # /docs: the API reference, no CDN
     app.include_router(metrics_api.router)
     app.add_middleware(
         RequestGuard,
