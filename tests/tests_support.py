@@ -121,3 +121,35 @@ def raw_http(server: LiveServer, request: bytes, *, read_until_close: bool = Tru
             if not read_until_close and b"\r\n\r\n" in b"".join(chunks):
                 break
     return b"".join(chunks)
+
+
+def log_records(text: str) -> list[dict[str, Any]]:
+    """Every JSON line of a server log (other lines are skipped)."""
+    import json
+
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records
+
+
+def audit_records(text: str) -> list[dict[str, Any]]:
+    """The audit records of a server log or captured stdout."""
+    return [record for record in log_records(text) if record.get("log") == "audit"]
+
+
+def rss_mib(pid: int) -> float:
+    """The resident memory of process `pid`, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def server_address(server: LiveServer) -> tuple[str, int]:
+    host, port = server.url.removeprefix("http://").split(":")
+    return host, int(port)

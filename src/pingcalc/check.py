@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Literal
 
 from pingcalc.auth import TokenStoreError, read_records
-from pingcalc.limits import RateLimiter, redact_uri
-from pingcalc.settings import Settings
+from pingcalc.settings import Settings, parse_networks
+from pingcalc.throttle import RateLimiter, RedisLink, redact_uri
 
 Level = Literal["pass", "info", "warn", "fail"]
 
@@ -80,6 +80,22 @@ def check_bind(settings: Settings, env: Environment) -> Finding:
         f"{where} is reachable from other hosts and this is not a container",
         "set PINGCALC_HOST=127.0.0.1 and put a reverse proxy in front if others need access",
     )
+
+
+def check_forwarded(settings: Settings) -> Finding:
+    networks, everyone = parse_networks(settings.forwarded_allow_ips)
+    if everyone:
+        return Finding(
+            "fail",
+            "forwarded",
+            "PINGCALC_FORWARDED_ALLOW_IPS=* believes every client's X-Forwarded-For: anyone can "
+            "choose the address their rate limits, penalty box and audit records use",
+            "list only the reverse proxies' addresses or network, e.g. 10.0.0.0/24",
+        )
+    if not networks:
+        return Finding("pass", "forwarded", "X-Forwarded-For is ignored (no trusted proxy)")
+    shown = ", ".join(str(net) for net in networks)
+    return Finding("pass", "forwarded", f"X-Forwarded-For is believed only from {shown}")
 
 
 def check_user(env: Environment) -> Finding:
@@ -199,7 +215,7 @@ async def check_redis(settings: Settings) -> Finding | None:
     if not settings.rate_limit_storage.startswith(("redis://", "rediss://")):
         return None
     shown = redact_uri(settings.rate_limit_storage)
-    limiter = RateLimiter(settings.rate_limit_storage)
+    limiter = RateLimiter(RedisLink(settings.rate_limit_storage))
     if await limiter.reachable():
         return Finding("pass", "redis", f"{shown} answers; limits are shared")
     return Finding(
@@ -213,7 +229,7 @@ async def check_redis(settings: Settings) -> Finding | None:
 def run_checks(settings: Settings, env: Environment | None = None) -> list[Finding]:
     """Every check, in report order."""
     env = env or Environment.detect()
-    findings = [check_bind(settings, env), check_user(env)]
+    findings = [check_bind(settings, env), check_forwarded(settings), check_user(env)]
     findings += check_tokens(settings)
     findings += check_rate_limits(settings)
     findings.append(check_audit(settings))

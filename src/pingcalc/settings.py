@@ -47,9 +47,28 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     # Seconds in-flight requests get to finish after SIGTERM before the server exits.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=300)
-    # Trust X-Forwarded-For only from these proxies (empty: never), so clients cannot
-    # spoof the address that per-IP limits and the audit trail use.
+    # Trust X-Forwarded-For only from these proxies: addresses or CIDR networks, comma
+    # separated (empty: never), so clients cannot spoof the address that per-IP limits, the
+    # penalty box and the audit trail use. `*` trusts every peer (`pingcalc check` fails it).
     forwarded_allow_ips: str = ""
+
+    # --- connections (the guarded HTTP protocol, server.py) ----------------------------
+    # Bytes of one request's head (request line and headers). Stops memory exhaustion by a
+    # huge header (one connection streaming 64 MB of header): answered 431 and closed.
+    max_header_bytes: int = Field(default=32 * 1024, ge=4 * 1024, le=1024 * 1024)
+    # Header fields per request. Stops CPU spent on a flood of tiny headers: 431 and closed.
+    max_headers: int = Field(default=100, ge=16, le=1000)
+    # Seconds from a request's first byte (or a new connection) to its last: a connection
+    # still trickling its head or body then is closed (slowloris, slow POST).
+    request_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Seconds an idle keep-alive connection is kept open between requests.
+    keepalive_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Open connections per process. At the cap, a new connection evicts the oldest one that
+    # is idle or still sending its request (never one being answered), so slow clients cannot
+    # hold every descriptor and a health check still gets in (T1499).
+    max_connections: int = Field(default=1024, ge=16, le=1_000_000)
+    # Open connections per client (IPv4 address or IPv6 /64; trusted proxies are exempt).
+    max_connections_per_client: int = Field(default=64, ge=1, le=1_000_000)
 
     # --- auth --------------------------------------------------------------------------
     tokens_file: Path = Path("tokens.json")
@@ -129,12 +148,20 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_per_ip", "auth_failures_per_ip", "rate_limit_per_token")
     @classmethod
     def _check_rate(cls, value: str) -> str:
-        from limits import parse_many
+        from pingcalc.throttle.rate import Rate
 
+        Rate.parse(value)  # a RateSyntaxError is a ValueError: pydantic reports it
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
         try:
-            parse_many(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a rate such as '60/minute'") from None
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"must be addresses or CIDR networks, comma separated ({exc})"
+            ) from None
         return value
 
     @field_validator("rate_limit_storage")
@@ -143,6 +170,19 @@ class Settings(BaseSettings):
         if not value.startswith(("memory://", "redis://", "rediss://")):
             raise ValueError("must start with memory://, redis:// or rediss://")
         return value
+
+
+def parse_networks(spec: str) -> tuple[list[IPv4Network | IPv6Network], bool]:
+    """(networks, trust everyone) from `10.0.0.0/8, 192.0.2.7, *`; raises ValueError."""
+    networks: list[IPv4Network | IPv6Network] = []
+    everyone = False
+    for part in spec.split(","):
+        item = part.strip()
+        if item == "*":
+            everyone = True
+        elif item:
+            networks.append(ip_network(item, strict=False))
+    return networks, everyone
 
 
 def load_settings(**overrides: Any) -> Settings:

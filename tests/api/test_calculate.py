@@ -121,8 +121,10 @@ def test_malformed_bodies_are_422_validation_problems(client: TestClient, tokens
 
 def test_openapi_documents_the_request_and_response(client: TestClient) -> None:
     """The schema shows the JSON body and the result model (clients and fuzzers use it)."""
-    operation = client.get("/openapi.json").json()["paths"][URL]["post"]
-    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    document = client.get("/openapi.json").json()
+    operation = document["paths"][URL]["post"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert schema["required"] == ["expression"]
     assert schema["additionalProperties"] is False
     assert {"200", "401", "403", "415", "422"} <= set(operation["responses"])

@@ -189,9 +189,12 @@ def test_request_id_header_cannot_inject(server: LiveServer) -> None:
         rid = ids[0].split(b":", 1)[1].strip()
         assert len(rid) == 32 and rid.isalnum() and value.lower() not in head
         assert b"set-cookie" not in head
-    # The legitimate, plain id is echoed for correlation.
+    # A plain id is recorded beside the server's own for correlation, never instead of it.
     plain = httpx.get(server.url + "/healthz", headers={"X-Request-ID": "req-42.a:b"}, timeout=10)
-    assert plain.headers["x-request-id"] == "req-42.a:b"
+    rid = plain.headers["x-request-id"]
+    assert plain.status_code == 200 and rid != "req-42.a:b" and len(rid) == 32
+    assert f'"request_id":"{rid}"' in server.log_text()
+    assert '"client_request_id":"req-42.a:b"' in server.log_text()
 
 
 def test_security_headers_are_on_every_response(

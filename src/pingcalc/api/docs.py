@@ -10,14 +10,10 @@ of our own renders `/openapi.json` with a "Try it" form: three files in
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from importlib.resources import files
-
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
-
+from pingcalc.api.exchange import Exchange
 from pingcalc.api.problems import Problem
+from pingcalc.api.routing import Route
+from pingcalc.api.web import StaticFile, _load
 
 # Like the page's CSP: scripts, styles, images and fetches from this origin only; no inline
 # code, no framing, no <base>, no form posts anywhere (the "Try it" form is sent by fetch).
@@ -25,53 +21,42 @@ DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-
-
-@dataclass(frozen=True)
-class StaticFile:
-    """One file's bytes, media type and validator, read once at import."""
-
-    body: bytes
-    media_type: str
-    etag: str
-
-
-def _load(name: str, media_type: str) -> StaticFile:
-    body = (files("pingcalc.web") / "static" / name).read_bytes()
-    return StaticFile(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
-
-
 PAGE = _load("docs.html", "text/html; charset=utf-8")
+ASSET_PREFIX = "/docs/"
 ASSETS: dict[str, StaticFile] = {
     "docs.js": _load("docs.js", "text/javascript; charset=utf-8"),
     "docs.css": _load("docs.css", "text/css; charset=utf-8"),
 }
 
-router = APIRouter(include_in_schema=False)
+
+async def _serve(ex: Exchange, file: StaticFile) -> None:
+    headers = [
+        (b"content-security-policy", DOCS_CSP.encode()),
+        (b"cache-control", b"no-cache"),
+        (b"etag", file.etag.encode()),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+    for name, value in ex.scope["headers"]:
+        if name == b"if-none-match" and file.etag.encode() in value:
+            await ex.respond(304, b"", headers=headers)
+            return
+    await ex.respond(200, file.body, file.media_type.encode(), headers)
 
 
-def _respond(request: Request, file: StaticFile) -> Response:
-    headers = {
-        "Content-Security-Policy": DOCS_CSP,
-        "Cache-Control": "no-cache",
-        "ETag": file.etag,
-        "Cross-Origin-Opener-Policy": "same-origin",
-    }
-    if file.etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return Response(file.body, media_type=file.media_type, headers=headers)
-
-
-@router.get("/docs")
-async def docs(request: Request) -> Response:
+async def page(ex: Exchange) -> None:
     """The reference page; it fetches /openapi.json."""
-    return _respond(request, PAGE)
+    await _serve(ex, PAGE)
 
 
-@router.get("/docs/{name}")
-async def docs_asset(request: Request, name: str) -> Response:
+async def asset(ex: Exchange) -> None:
     """The page's script and style sheet; any other name is a 404 (a fixed table, no paths)."""
-    file = ASSETS.get(name)
+    file = ASSETS.get(ex.path[len(ASSET_PREFIX) :])
     if file is None:
         raise Problem(404, "there is no such file", kind="not-found")
-    return _respond(request, file)
+    await _serve(ex, file)
+
+
+ROUTES = [
+    Route("GET", "/docs", page),
+    Route("GET", ASSET_PREFIX, asset, prefix=True),
+]
