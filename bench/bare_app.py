@@ -46,7 +46,7 @@ def create_bare_app() -> FastAPI:
     async def calculate(body: CalculateRequest) -> CalculateResponse | JSONResponse:
         try:
             code = compile(body.expression, "<expression>", "eval")
-            result = eval(code, NO_BUILTINS)  # noqa: S307  # the baseline, never pingcalc
+            result = eval(code, NO_BUILTINS)  # the baseline, never pingcalc
         except Exception as exc:
             return JSONResponse({"detail": str(exc)}, status_code=422)
         return CalculateResponse(expression=body.expression, result=result)
