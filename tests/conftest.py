@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from dns_server import DnsServer, running_dns_server
 from pingcalc.app import create_app
 from pingcalc.settings import Settings, load_settings
 from tests_support import LiveServer, Tokens, start_server
@@ -48,6 +49,13 @@ def make_settings(tokens: Tokens, monkeypatch: pytest.MonkeyPatch) -> Callable[.
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def dns_server() -> Iterator[DnsServer]:
+    """A DNS server on 127.0.0.1 whose answers the test sets; stopped afterwards."""
+    with running_dns_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -73,8 +73,9 @@ def parse_bearer(header: str | None) -> str | None:
     """
     if header is None:
         return None
-    scheme, _, credentials = header.strip().partition(" ")
-    credentials = credentials.strip()
+    parts = header.split(None, 1)
+    scheme = parts[0] if parts else ""
+    credentials = parts[1].strip() if len(parts) == 2 else ""
     if (
         scheme.lower() != "bearer"
         or not credentials

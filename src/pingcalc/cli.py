@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pingcalc import __version__
 from pingcalc.auth import TokenStore, TokenStoreError, create_token, read_records, revoke_token
@@ -23,6 +23,9 @@ from pingcalc.settings import SCOPES, Settings, SettingsError, load_settings
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+if TYPE_CHECKING:
+    from pingcalc.ping import Destination, PingBackend, PingPlan, PingResult
 
 NO_TOKENS_HINT = "create one with: pingcalc token create NAME --scope ping --scope calculate"
 
@@ -169,11 +172,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def cmd_calc(args: argparse.Namespace) -> int:
     """Evaluate one expression with the server's engine and limits; exit 2 if rejected."""
-    from pingcalc.calc import CalcError, Limits, evaluate
+    from pingcalc.calc import Bounds, CalcError, evaluate
 
-    limits = Limits.from_settings(_settings(args))
+    bounds = Bounds.from_mapping(_settings(args).model_dump(), prefix="calc_")
     try:
-        result = evaluate(args.expression, limits)
+        result = evaluate(args.expression, bounds)
     except CalcError as exc:
         if args.json:
             error = {"message": exc.message, "position": exc.position}
@@ -191,64 +194,99 @@ def cmd_calc(args: argparse.Namespace) -> int:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    """Ping one address with the server's engine and policy; exit 1 if nothing answered."""
+    """Ping an address or a host name with the server's engine and policy, live.
+
+    Exit 0 if any echo was answered, 1 if none was or the lookup or the backend failed,
+    2 for a refused target, an unknown name or a bad option (via `main`).
+    """
     import asyncio
 
     from pingcalc.ping import (
         BackendUnavailableError,
         FamilyUnavailableError,
+        PingPlan,
+        ResolverBusyError,
+        ResolverFailedError,
+        ResolverTimeoutError,
         TargetPolicy,
-        deadline_for,
-        parse_target,
+        resolve_target,
         select_backend,
+        select_resolver,
     )
     from pingcalc.ping.selection import operator_fix
 
     settings = _settings(args)
-    count = settings.ping_default_count if args.count is None else args.count
-    if not 1 <= count <= settings.ping_max_count:
-        _err(f"--count must be between 1 and {settings.ping_max_count}")
-        return EXIT_USAGE
-    # Rejected targets raise PingcalcError subclasses: main() prints them and exits 2.
+    # Refused plans, targets and unknown names raise PingcalcError: main() prints, exits 2.
+    plan = PingPlan.from_settings(settings, count=args.count, family=args.family)
     policy = TargetPolicy(settings.ping_allow, settings.ping_deny)
-    address = policy.check(parse_target(args.target))
-    timeout, interval = settings.ping_timeout_seconds, settings.ping_interval_seconds
+    resolver = select_resolver(
+        settings.ping_resolver,
+        timeout=settings.ping_resolve_timeout_seconds,
+        max_in_flight=settings.ping_max_lookups,
+    )
     try:
+        destination = asyncio.run(
+            resolve_target(args.target, policy=policy, resolver=resolver, family=plan.family)
+        )
         backend, reason = select_backend(
             args.backend or settings.ping_backend,
             ping_path=str(settings.ping_binary) if settings.ping_binary else None,
         )
-        result = asyncio.run(
-            backend.ping(
-                address,
-                count=count,
-                timeout=timeout,
-                interval=interval,
-                deadline=deadline_for(count, timeout=timeout, interval=interval),
-            )
-        )
-    except BackendUnavailableError as exc:
+        print(f"backend: {backend.name} ({reason})", file=sys.stderr, flush=True)
+        output = "json-lines" if args.json_lines else "json" if args.json else "text"
+        result = asyncio.run(_ping_live(plan, backend, destination, output))
+    except (
+        BackendUnavailableError,
+        ResolverTimeoutError,
+        ResolverFailedError,
+        ResolverBusyError,
+    ) as exc:
         _err(str(exc))
-        if not isinstance(exc, FamilyUnavailableError):
+        if isinstance(exc, BackendUnavailableError) and not isinstance(exc, FamilyUnavailableError):
             _err(f"fix: {operator_fix()}")
         return EXIT_FAILED
-    print(f"backend: {backend.name} ({reason})", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result.to_dict()))
-    else:
-        print(
-            f"PING {result.target} (IPv{result.family}): {result.sent} sent, "
-            f"{result.received} received, {result.loss_percent:g}% loss"
-        )
-        for reply in result.replies:
-            print(f"  seq={reply.seq} time={reply.rtt_ms:.3f} ms")
-        if result.rtt is not None:
-            rtt = result.rtt
-            print(
-                f"rtt min/avg/max/stddev = {rtt.min:.3f}/{rtt.avg:.3f}/{rtt.max:.3f}/"
-                f"{rtt.stddev:.3f} ms"
-            )
     return EXIT_OK if result.received else EXIT_FAILED
+
+
+async def _ping_live(
+    plan: PingPlan, backend: PingBackend, destination: Destination, output: str
+) -> PingResult:
+    """Print each reply or timeout as it happens (flushed), then the summary; the result."""
+    import contextlib
+    import json
+
+    from pingcalc.ping import PingResult, Reply
+
+    address = destination.address
+    where = f"{address} (IPv{address.version})"
+    if destination.name is not None:
+        where = f"{destination.name} ({address}, IPv{address.version})"
+    if output == "text":
+        print(f"PING {where}: {plan.count} echo requests", flush=True)
+    result: PingResult | None = None
+    async with contextlib.aclosing(plan.stream(backend, destination)) as events:
+        async for item in events:
+            if isinstance(item, PingResult):
+                result = item
+            elif output == "json-lines":
+                print(json.dumps(item.to_dict()), flush=True)
+            elif output == "text":
+                detail = f"time={item.rtt_ms:.3f} ms" if isinstance(item, Reply) else "timeout"
+                print(f"  seq={item.seq} {detail}", flush=True)
+    if result is None:  # every stream ends with its result; a backend bug otherwise
+        raise RuntimeError("the ping stream ended without a result")
+    if output != "text":
+        print(json.dumps(result.to_dict()), flush=True)
+        return result
+    print(
+        f"--- {where}: {result.sent} sent, {result.received} received, "
+        f"{result.loss_percent:g}% loss"
+    )
+    if result.rtt is not None:
+        rtt = result.rtt
+        stats = f"{rtt.min:.3f}/{rtt.avg:.3f}/{rtt.max:.3f}/{rtt.stddev:.3f}"
+        print(f"rtt min/avg/max/stddev = {stats} ms", flush=True)
+    return result
 
 
 # --- check -------------------------------------------------------------------------------
@@ -337,15 +375,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calc.set_defaults(handler=cmd_calc)
 
-    ping = sub.add_parser("ping", help="ping an IP address with the server's engine and policy")
-    ping.add_argument("target", help="an IPv4 dotted-quad or IPv6 address (no host names)")
+    ping = sub.add_parser(
+        "ping",
+        help="ping an address or host name with the server's engine and policy",
+        description="Send ICMP echoes with the server's engine: the same target rules, name "
+        "lookup, policy, count bound and deadline as POST /api/v1/ping. A host name is "
+        "resolved once (PINGCALC_PING_RESOLVER, default the system resolver) and refused if "
+        "any of its addresses is refused. Each reply or timeout is printed as it happens.",
+        epilog="Output: text by default; --json prints only the final result (the API's JSON); "
+        '--json-lines prints one JSON object per echo as it happens ({"event": "reply", "seq": '
+        'N, "rtt_ms": T} or {"event": "timeout", "seq": N}), then the final result. '
+        "Exit status: 0 if any echo was answered; 1 if none was, or the lookup timed out or "
+        "failed, or no backend can ping; 2 for a refused target, an unknown name or a bad option.",
+    )
+    ping.add_argument(
+        "target",
+        help="an IPv4 dotted-quad, an IPv6 address, or a host name (IDNA allowed)",
+    )
     ping.add_argument("--count", type=int, help="echo requests, 1-5 (PINGCALC_PING_DEFAULT_COUNT)")
+    ping.add_argument(
+        "--family",
+        type=int,
+        choices=(4, 6),
+        help="resolve the name to IPv4 or IPv6 only (default: IPv4 if the name has one)",
+    )
     ping.add_argument(
         "--backend",
         choices=("auto", "datagram", "subprocess"),
         help="how to send the echoes (PINGCALC_PING_BACKEND, default auto)",
     )
-    ping.add_argument("--json", action="store_true", help="print the result as JSON")
+    output = ping.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print only the final result as JSON")
+    output.add_argument(
+        "--json-lines",
+        action="store_true",
+        help="print one JSON line per echo as it happens, then the final result",
+    )
     ping.set_defaults(handler=cmd_ping)
 
     check = sub.add_parser("check", help="self-audit of the configuration and environment")

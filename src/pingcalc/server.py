@@ -276,8 +276,16 @@ class GuardedProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         if self.transport.is_closing():
             return
-        if self.evictable():
-            self.transport.write(_raw_problem(status, detail, kind))
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if cycle.response_started:
+                self.transport.close()
+                return
+            # The request broke after its head (a bad body framing): the app, already
+            # started, is told the client left, and our answer replaces whatever it would say.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.write(_raw_problem(status, detail, kind))
         self.transport.close()
         write_event(
             "access",

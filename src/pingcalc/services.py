@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pingcalc.audit import Auditor
 from pingcalc.auth import TokenStore
-from pingcalc.calc import Evaluator, Limits
+from pingcalc.calc import Bounds, Evaluator
 from pingcalc.gate import Gate
 from pingcalc.logs import get_logger
 from pingcalc.metrics import Metrics
@@ -98,9 +98,14 @@ def build_services(settings: Settings) -> Services:
         limiter=limiter,
         audit=audit,
         ping_cap=ping_cap,
-        evaluator=Evaluator(Limits.from_settings(settings), cache_size=settings.calc_cache_size),
+        evaluator=build_evaluator(settings),
         pinger=pinger,
         ping_backend_reason=pinger.reason,
         ping_policy=TargetPolicy(settings.ping_allow, settings.ping_deny),
         metrics=metrics,
     )
+
+
+def build_evaluator(settings: Settings) -> Evaluator:
+    """The calculator with the `calc_*` bounds (also what `bench/bench_calc.py` measures)."""
+    return Evaluator(Bounds.from_mapping(settings.model_dump(), prefix="calc_"))

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from pingcalc.calc.bounds import DEFAULT_BOUNDS, RANGES
 from pingcalc.envfile import ENV_FILE_VARIABLE, env_file_settings
 from pingcalc.errors import PingcalcError
 
@@ -23,6 +24,19 @@ SECRETS_DIR = Path("/run/secrets")
 
 Scope = Literal["ping", "calculate", "metrics"]
 SCOPES: tuple[Scope, ...] = ("ping", "calculate", "metrics")
+
+# Host-name lookups. A silent or slow name server cannot hold a request longer than this
+# (resolver DoS, T1499); getaddrinfo's own retries can take 10 s or more.
+PING_RESOLVE_TIMEOUT_SECONDS = 2.0
+# Lookups in flight per process; past it a name is refused at once, never queued, so a flood
+# of slow names cannot pile up lookup threads or amplify through the resolver (T1499, T1498).
+PING_MAX_LOOKUPS = 16
+
+
+def _calc_bound(name: str) -> Any:
+    """The field of calculator bound `name`: its default and its range, from the calculator."""
+    low, high = RANGES[name]
+    return Field(default=getattr(DEFAULT_BOUNDS, name), ge=low, le=high)
 
 
 class SettingsError(PingcalcError):
@@ -95,14 +109,13 @@ class Settings(BaseSettings):
     # Per token, after authentication: one client cannot starve the others.
     rate_limit_per_token: str = "120/minute"  # noqa: S105 - a rate, not a password
 
-    # --- calculate ---------------------------------------------------------------------
-    calc_max_length: int = Field(default=1000, ge=1, le=100_000)
-    calc_max_depth: int = Field(default=50, ge=1, le=500)
-    calc_max_nodes: int = Field(default=500, ge=1, le=100_000)
-    # CPython cannot print ints over ~14,284 bits (its 4,300-digit str() limit).
-    calc_max_int_bits: int = Field(default=4096, ge=64, le=14_000)
-    calc_max_args: int = Field(default=16, ge=1, le=1000)
-    calc_cache_size: int = Field(default=1024, ge=0, le=1_000_000)
+    # --- calculate: defaults and ranges are the calculator's own (pingcalc/calc/bounds.py) -
+    calc_max_length: int = _calc_bound("max_length")
+    calc_max_depth: int = _calc_bound("max_depth")
+    calc_max_nodes: int = _calc_bound("max_nodes")
+    calc_max_int_bits: int = _calc_bound("max_int_bits")
+    calc_max_args: int = _calc_bound("max_args")
+    calc_cache_size: int = _calc_bound("cache_size")
 
     # --- ping --------------------------------------------------------------------------
     ping_backend: Literal["auto", "datagram", "subprocess"] = "auto"
@@ -119,6 +132,11 @@ class Settings(BaseSettings):
     # NoDecode: the environment carries a comma-separated list, not JSON.
     ping_allow: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(default_factory=list)
     ping_deny: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(default_factory=list)
+    # Host names: "system" = getaddrinfo (/etc/hosts, the host's DNS); "dns://IP[:PORT]" asks
+    # only that server (tests run one on loopback). Every address is then judged by the policy.
+    ping_resolver: str = "system"
+    ping_resolve_timeout_seconds: float = Field(default=PING_RESOLVE_TIMEOUT_SECONDS, gt=0, le=10)
+    ping_max_lookups: int = Field(default=PING_MAX_LOOKUPS, ge=1, le=1_000)
 
     # --- audit -------------------------------------------------------------------------
     audit_file: Path | None = None
@@ -144,6 +162,13 @@ class Settings(BaseSettings):
         if value is not None and not value.is_absolute():
             raise ValueError("must be an absolute path (the binary is never looked up in PATH)")
         return value
+
+    @field_validator("ping_resolver")
+    @classmethod
+    def _check_resolver(cls, value: str) -> str:
+        from pingcalc.ping.resolvers import check_resolver_setting
+
+        return check_resolver_setting(value)  # ValueError names the accepted forms
 
     @field_validator("rate_limit_per_ip", "auth_failures_per_ip", "rate_limit_per_token")
     @classmethod

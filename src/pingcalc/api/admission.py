@@ -16,8 +16,10 @@ from pingcalc.settings import Scope
 async def admit(ex: Exchange, gate: Gate, audit: Auditor, scope: Scope) -> TokenRecord:
     """The token record if the gate admits this request for `scope`; else raise its problem
     (after recording the refusal's audit event, when it has one)."""
-    assert ex.client is not None  # set by the edge before any route runs
-    decision = await gate.admit(ex.client, ex.presented, scope)
+    client = ex.client
+    if client is None:  # the edge sets it before any route runs
+        raise RuntimeError("admission before the edge identified the client")
+    decision = await gate.admit(client, ex.presented, scope)
     if isinstance(decision, Refusal):
         if decision.event is not None:
             fields: dict[str, Any] = {"outcome": "denied", "reason": decision.reason}

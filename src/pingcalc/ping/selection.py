@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pingcalc.ping.datagram import DatagramBackend, open_socket
+from pingcalc.ping.errors import FamilyUnavailableError
 from pingcalc.ping.interface import (
     Address,
     BackendStatus,
     BackendUnavailableError,
-    FamilyUnavailableError,
+    EventSink,
     PingBackend,
     PingResult,
 )
@@ -53,6 +54,7 @@ class UnavailableBackend(PingBackend):
         timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
         interval: float,
         deadline: float,
+        on_event: EventSink | None = None,
     ) -> PingResult:
         """Always `BackendUnavailableError` with the reason found at start-up."""
         raise BackendUnavailableError(f"no ping backend is available: {self.reason}")
@@ -183,13 +185,19 @@ class ReselectingBackend(PingBackend):
         timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
         interval: float,
         deadline: float,
+        on_event: EventSink | None = None,
     ) -> PingResult:
         """Ping with the current backend; a backend that stopped working is replaced once."""
         self._reselect_if_due()
         backend = self.current
         try:
             result = await backend.ping(
-                address, count=count, timeout=timeout, interval=interval, deadline=deadline
+                address,
+                count=count,
+                timeout=timeout,
+                interval=interval,
+                deadline=deadline,
+                on_event=on_event,
             )
         except FamilyUnavailableError:
             raise  # the host has no IPv6; the backend itself is fine
@@ -201,7 +209,12 @@ class ReselectingBackend(PingBackend):
                 raise
             # Another backend works now (e.g. the binary after the sysctl was closed): one retry.
             return await self.ping(
-                address, count=count, timeout=timeout, interval=interval, deadline=deadline
+                address,
+                count=count,
+                timeout=timeout,
+                interval=interval,
+                deadline=deadline,
+                on_event=on_event,
             )
         self._failure = None
         return result
