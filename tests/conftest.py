@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from dns_server import DnsServer, running_dns_server
 from pingcalc.app import create_app
 from pingcalc.settings import Settings, load_settings
-from tests_support import LiveServer, Tokens, start_server
+from tests_support import AuditKeys, LiveServer, Tokens, start_server
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO = Path(__file__).resolve().parent.parent
@@ -30,6 +30,12 @@ def tokens(tmp_path: Path) -> Tokens:
     store.add("calc", "calculate")
     store.add("pinger", "ping")
     return store
+
+
+@pytest.fixture
+def audit_keys(tmp_path: Path) -> AuditKeys:
+    """A fresh initial audit key (service copy and offline copy) in the test's directory."""
+    return AuditKeys.create(tmp_path / "keys")
 
 
 @pytest.fixture

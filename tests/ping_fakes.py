@@ -21,7 +21,7 @@ import pytest
 from fastapi import FastAPI
 
 from pingcalc.app import create_app
-from pingcalc.audit import Auditor
+from pingcalc.audit import Auditor, StdoutSink
 from pingcalc.ping import Address, EventSink, Lost, PingBackend, PingResult, Reply
 from pingcalc.services import build_services
 from pingcalc.settings import Settings
@@ -100,7 +100,7 @@ def app_with_backend(settings: Settings, backend: PingBackend) -> FakeApp:
     """The real application, with `backend` in place of the selected one."""
     stream = io.StringIO()
     services = dataclasses.replace(
-        build_services(settings), pinger=backend, audit=Auditor(stream=stream)
+        build_services(settings), pinger=backend, audit=Auditor([StdoutSink(stream)])
     )
     return FakeApp(create_app(settings, services=services), backend, stream)
 

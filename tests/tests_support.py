@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -41,6 +42,36 @@ class Tokens:
 
     def header(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.secrets[name]}"}
+
+
+@dataclass(frozen=True)
+class AuditKeys:
+    """An initial audit key from `pingcalc audit keygen`: the service's copy and the offline
+    one the operator verifies with (same key, two files)."""
+
+    service: Path
+    verify: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> AuditKeys:
+        from pingcalc.audit import keygen
+
+        directory.mkdir(parents=True, exist_ok=True)
+        keys = cls(directory / "audit-service.key", directory / "audit-verify.key")
+        keygen(keys.service, keys.verify)
+        return keys
+
+    def env(self, audit_file: Path) -> dict[str, str]:
+        """The environment of a server that seals `audit_file` with this key."""
+        return {
+            "PINGCALC_AUDIT_FILE": str(audit_file),
+            "PINGCALC_AUDIT_KEY_FILE": str(self.service),
+        }
+
+
+def file_records(path: Path) -> list[dict[str, Any]]:
+    """Every record of one audit file, in order."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def free_port() -> int:

@@ -16,6 +16,7 @@ from pingcalc.api.forwarded import TrustedProxies
 from pingcalc.api.observers import access_line, metrics_observer
 from pingcalc.api.openapi import build_document, render
 from pingcalc.api.routing import Route, Router
+from pingcalc.audit import run_checkpoints
 from pingcalc.ping.notice import announce
 from pingcalc.services import Services, build_services
 from pingcalc.settings import Settings, load_settings
@@ -69,11 +70,14 @@ def create_app(
             loop.add_signal_handler(signal.SIGHUP, lambda: services.tokens.refresh(force=True))
         services.audit.emit("server_start", outcome="success", **security_summary(settings))
         announce(services.pinger.status())  # a WARNING with the fix when no backend works
+        checkpoints = asyncio.create_task(run_checkpoints(services.audit))
         try:
             yield
         finally:
+            checkpoints.cancel()
             services.audit.emit("server_stop", outcome="success")
-            services.audit.close()
+            # close() checkpoints and ships: off the loop, like the periodic ones.
+            await asyncio.to_thread(services.audit.close)
 
     observers = [metrics_observer(services.metrics)]
     if settings.access_log:

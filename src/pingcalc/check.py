@@ -194,7 +194,58 @@ def check_audit(settings: Settings) -> Finding:
         return Finding(
             "info", "audit", "audit events go to stdout only (no hash-chained PINGCALC_AUDIT_FILE)"
         )
-    return Finding("pass", "audit", f"hash-chained audit file {settings.audit_file}, fail closed")
+    return Finding("pass", "audit", f"sealed audit file {settings.audit_file}, fail closed")
+
+
+def check_audit_key(settings: Settings) -> list[Finding]:
+    """The key ceremony: a private initial key that is removed once the key has evolved."""
+    from pingcalc.audit.errors import AuditKeyError
+    from pingcalc.audit.keys import read_state_header, state_path
+
+    if settings.audit_file is None or settings.audit_key_file is None:
+        return []
+    initial, state = settings.audit_key_file, state_path(settings.audit_file)
+    findings: list[Finding] = []
+    if initial.exists() and stat.S_IMODE(initial.stat().st_mode) & 0o007:
+        findings.append(
+            Finding(
+                "fail",
+                "audit-key",
+                f"{initial} is readable by others: they could re-seal the whole trail",
+                f"chmod 600 {initial} (Kubernetes: defaultMode 0400 on the secret volume)",
+            )
+        )
+    try:
+        epoch = read_state_header(state).epoch
+    except FileNotFoundError:
+        if initial.exists():
+            return [*findings, Finding("pass", "audit-key", f"initial key {initial}, first start")]
+        return [
+            *findings,
+            Finding(
+                "fail",
+                "audit-key",
+                f"neither the evolved key {state} nor the initial key {initial} exists: "
+                "records cannot be sealed",
+                "restore the state file, or start a new trail: pingcalc audit keygen",
+            ),
+        ]
+    except (OSError, AuditKeyError) as exc:
+        return [*findings, Finding("fail", "audit-key", f"the evolved key {state}: {exc}")]
+    if epoch > 0 and initial.exists():
+        findings.append(
+            Finding(
+                "warn",
+                "audit-key",
+                f"the initial key {initial} is still readable although the key has evolved to "
+                f"epoch {epoch}: whoever reads it can re-seal every past epoch",
+                "remove the secret from the service now that it has started (docs/audit.md, "
+                "key ceremony); keep the offline copy",
+            )
+        )
+    else:
+        findings.append(Finding("pass", "audit-key", f"evolved key at epoch {epoch}"))
+    return findings
 
 
 def check_ping_backend(settings: Settings) -> Finding:
@@ -233,6 +284,7 @@ def run_checks(settings: Settings, env: Environment | None = None) -> list[Findi
     findings += check_tokens(settings)
     findings += check_rate_limits(settings)
     findings.append(check_audit(settings))
+    findings += check_audit_key(settings)
     findings.append(check_ping_backend(settings))
     redis = asyncio.run(check_redis(settings))
     if redis is not None:

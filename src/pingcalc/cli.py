@@ -128,19 +128,14 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 def _audit_cli(settings: Settings, event: str, *, show: bool, **fields: Any) -> None:
     import io
 
-    from pingcalc.audit import Auditor
+    from pingcalc.audit import build_auditor
 
     # The record always reaches the audit file when one is configured. Its JSON copy goes to
     # stderr (never stdout: `token create` prints the secret there) only when asked or when
     # stderr is not a terminal (a script's or a service manager's log keeps it); a person at a
     # terminal sees the one-line summary instead.
     to_stderr = show or not sys.stderr.isatty()
-    auditor = Auditor(
-        settings.audit_file,
-        max_bytes=settings.audit_max_bytes,
-        on_failure=settings.audit_on_failure,
-        stream=sys.stderr if to_stderr else io.StringIO(),
-    )
+    auditor = build_auditor(settings, stream=sys.stderr if to_stderr else io.StringIO())
     auditor.emit(event, outcome="success", client_ip="cli", uid=os.getuid(), **fields)
     auditor.close()
     if not auditor.healthy:
@@ -150,21 +145,46 @@ def _audit_cli(settings: Settings, event: str, *, show: bool, **fields: Any) -> 
 # --- audit -------------------------------------------------------------------------------
 
 
+def cmd_audit_keygen(args: argparse.Namespace) -> int:
+    """Write a new initial audit key to two files (0600); print only its key id."""
+    from pingcalc.audit import keygen
+
+    key_id = keygen(args.service_key, args.verify_key)
+    print(key_id)
+    print(
+        f"wrote audit key {key_id} to {args.service_key} and {args.verify_key} (mode 0600). "
+        f"Give {args.service_key} to the service as PINGCALC_AUDIT_KEY_FILE and remove it after "
+        f"the first start; keep {args.verify_key} offline: it verifies every record, and it "
+        "could forge any (docs/audit.md, key ceremony)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Check the hash chain of audit files; print the first broken record."""
-    from pingcalc.audit import order_files, verify
+    """Check audit files against the initial key and the shipped checkpoints."""
+    import json
+
+    from pingcalc.audit import AuditKeyError, order_files, verify
 
     paths: list[Path] = args.files
     try:
-        result = verify(paths)
-    except OSError as exc:
-        _err(f"cannot read {exc.filename}: {exc.strerror}")
+        result = verify(paths, args.key, args.checkpoints or [])
+    except (OSError, AuditKeyError) as exc:
+        message = (
+            f"cannot read {exc.filename}: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
+        )
+        if args.json:
+            print(json.dumps({"ok": False, "error": message}))
+        _err(message)
         return EXIT_USAGE
-    if not result.ok:
+    if args.json:
+        print(json.dumps(result.to_json()))
+    elif result.ok:
+        print(f"{', '.join(str(p) for p in order_files(paths))}: {result.describe()}")
+    else:
         print(result.describe())
-        return EXIT_FAILED
-    print(f"{', '.join(str(p) for p in order_files(paths))}: {result.describe()}")
-    return EXIT_OK
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 # --- calc --------------------------------------------------------------------------------
@@ -419,9 +439,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="work with the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    audit_verify = audit_sub.add_parser(
-        "verify", help="check the hash chain of audit files (exit 0 only when intact)"
+    keygen = audit_sub.add_parser(
+        "keygen", help="create the initial audit key: one file for the service, one offline"
     )
+    keygen.add_argument(
+        "--service-key", type=Path, required=True, metavar="FILE",
+        help="for the service (PINGCALC_AUDIT_KEY_FILE); never overwritten",
+    )  # fmt: skip
+    keygen.add_argument(
+        "--verify-key", type=Path, required=True, metavar="FILE2",
+        help="the copy the operator keeps offline for `audit verify --key`",
+    )  # fmt: skip
+    keygen.set_defaults(handler=cmd_audit_keygen)
+    audit_verify = audit_sub.add_parser(
+        "verify",
+        help="check audit files: seals, chain, epochs, shipped checkpoints (exit 0 only intact)",
+    )
+    audit_verify.add_argument(
+        "--key", type=Path, required=True, metavar="FILE2",
+        help="the initial key kept offline (from audit keygen --verify-key)",
+    )  # fmt: skip
+    audit_verify.add_argument(
+        "--checkpoints", type=Path, action="append", metavar="LOG",
+        help="a JSON-lines log holding the shipped checkpoints, e.g. the saved container log "
+        "(repeatable); without it a cut tail cannot be seen",
+    )  # fmt: skip
+    audit_verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
     audit_verify.add_argument(
         "files", nargs="+", type=Path, metavar="FILE", help="FILE.1 FILE.2 ... FILE, any order"
     )

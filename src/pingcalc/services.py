@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pingcalc.audit import Auditor
+from pingcalc.audit import Auditor, build_auditor
 from pingcalc.auth import TokenStore
 from pingcalc.calc import Bounds, Evaluator
 from pingcalc.gate import Gate
@@ -57,12 +57,7 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """Construct the services for `settings`."""
     metrics = Metrics()
-    audit = Auditor(
-        settings.audit_file,
-        max_bytes=settings.audit_max_bytes,
-        on_failure=settings.audit_on_failure,
-        observer=metrics.observe_audit,
-    )
+    audit = build_auditor(settings, observer=metrics.observe_audit)
 
     def record_switch(event: str, fields: dict[str, object]) -> None:
         audit.emit(event, outcome="info", **fields)

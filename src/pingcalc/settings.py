@@ -12,7 +12,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -140,9 +140,17 @@ class Settings(BaseSettings):
 
     # --- audit -------------------------------------------------------------------------
     audit_file: Path | None = None
+    # The initial sealing key (`pingcalc audit keygen`), required with audit_file; read only to
+    # create the evolving key beside the audit file: remove it after the first start.
+    audit_key_file: Path | None = Field(default=None, validate_default=True)
     audit_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     audit_on_failure: Literal["closed", "open"] = "closed"
     audit_expression_max: int = Field(default=200, ge=0, le=10_000)
+    # The key evolves at each checkpoint: records older than this cannot be re-sealed.
+    audit_checkpoint_seconds: float = Field(default=60.0, ge=0.1, le=86_400)
+    # Where checkpoints go besides the file: stdout, syslog:///dev/log, syslog://host:514,
+    # http(s)://collector/path (comma-separated). See pingcalc/audit/shipping.py.
+    audit_checkpoint_to: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["stdout"])
 
     @field_validator("ping_allow", "ping_deny", mode="before")
     @classmethod
@@ -161,6 +169,27 @@ class Settings(BaseSettings):
     def _check_ping_binary(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_absolute():
             raise ValueError("must be an absolute path (the binary is never looked up in PATH)")
+        return value
+
+    @field_validator("audit_key_file")
+    @classmethod
+    def _key_with_audit_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None and info.data.get("audit_file") is not None:
+            raise ValueError(
+                "required with PINGCALC_AUDIT_FILE (records are sealed with it); create it "
+                "with: pingcalc audit keygen --service-key FILE --verify-key OFFLINE_FILE"
+            )
+        return value
+
+    @field_validator("audit_checkpoint_to", mode="before")
+    @classmethod
+    def _check_destinations(cls, value: Any) -> Any:
+        from pingcalc.audit.shipping import check_destination
+
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return [check_destination(str(item)) for item in value]
         return value
 
     @field_validator("ping_resolver")

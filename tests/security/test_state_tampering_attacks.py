@@ -14,18 +14,18 @@ from pathlib import Path
 
 from ping_fakes import datagram_icmp_allowed
 from pingcalc.auth import read_records, write_records
-from tests_support import LiveServer, Tokens, audit_records, log_records
+from tests_support import AuditKeys, LiveServer, Tokens, audit_records, log_records
 
 CALC = {"expression": "6*7"}
 
 
 def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
-    server_factory: Callable[..., LiveServer], tmp_path: Path
+    server_factory: Callable[..., LiveServer], tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
     """Replacing the audit directory with a file makes the very next calculation a 503, not
     a 200 whose record reached stdout only; restoring it restores service (AU-5, TM-11)."""
     audit_dir = tmp_path / "audit"
-    server = server_factory(env={"PINGCALC_AUDIT_FILE": str(audit_dir / "audit.jsonl")})
+    server = server_factory(env=audit_keys.env(audit_dir / "audit.jsonl"))
     with server.client("calc") as client:
         assert client.post("/api/v1/calculate", json=CALC).status_code == 200
         moved = tmp_path / "audit.moved"
@@ -48,16 +48,13 @@ def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
 
 
 def test_the_first_ping_after_the_audit_directory_is_replaced_is_refused(
-    server_factory: Callable[..., LiveServer], tmp_path: Path
+    server_factory: Callable[..., LiveServer], tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
     """The same for pings: no unrecorded ping is answered 200 (AU-5, TM-11)."""
     audit_dir = tmp_path / "audit"
     with datagram_icmp_allowed():
         server = server_factory(
-            env={
-                "PINGCALC_AUDIT_FILE": str(audit_dir / "audit.jsonl"),
-                "PINGCALC_PING_BACKEND": "datagram",
-            }
+            env=audit_keys.env(audit_dir / "audit.jsonl") | {"PINGCALC_PING_BACKEND": "datagram"}
         )
         ping = {"target": "127.0.0.1", "count": 1}
         with server.client("pinger") as client:

@@ -14,7 +14,7 @@ import pytest
 
 from pingcalc import __version__
 from pingcalc.cli import build_parser
-from tests_support import PINGCALC
+from tests_support import PINGCALC, AuditKeys, file_records
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -70,16 +70,15 @@ def test_token_list_and_check_json(tmp_path: Path) -> None:
     assert {f["check"] for f in report["findings"]} >= {"bind", "tokens", "ping-backend"}
 
 
-def test_token_create_keeps_the_audit_line_off_a_terminal(tmp_path: Path) -> None:
+def test_token_create_keeps_the_audit_line_off_a_terminal(
+    tmp_path: Path, audit_keys: AuditKeys
+) -> None:
     """At a terminal, stdout is the secret and stderr one human line; the audit record still
     reaches the audit file. With `--show-audit` (or a non-terminal stderr) it is shown."""
     audit = tmp_path / "audit.jsonl"
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
-    env |= {
-        "PINGCALC_TOKENS_FILE": str(tmp_path / "tokens.json"),
-        "PINGCALC_AUDIT_FILE": str(audit),
-    }
+    env |= {"PINGCALC_TOKENS_FILE": str(tmp_path / "tokens.json"), **audit_keys.env(audit)}
     try:
         done = subprocess.run(
             [PINGCALC, "token", "create", "ops", "--scope", "calculate"],
@@ -98,8 +97,8 @@ def test_token_create_keeps_the_audit_line_off_a_terminal(tmp_path: Path) -> Non
     assert done.returncode == 0 and secret.startswith("pc_") and "\n" not in secret
     assert "created token 'ops'" in terminal and "token_created" not in terminal
     assert secret not in terminal
-    [record] = [json.loads(line) for line in audit.read_text().splitlines()]
-    assert record["event"] == "token_created" and record["token"] == "ops"
+    [record] = [r for r in file_records(audit) if r.get("event") == "token_created"]
+    assert record["token"] == "ops"
     shown = _cli(tmp_path, "token", "create", "ops2", "--scope", "ping", "--show-audit")
     assert '"event":"token_created"' in shown.stderr and shown.stdout.startswith("pc_")
 
@@ -112,9 +111,14 @@ def _readme_commands() -> list[list[str]]:
     found = []
     for snippet in code:
         for match in re.finditer(r"(?:\.venv/bin/)?\bpingcalc((?: [^\n#|)\\]+)+)", snippet):
-            argv = []
+            argv, optional = [], 0
             for word in match.group(1).split():
-                if word.startswith(("[", "<")) or word == "...":
+                # `[--opt X]` is optional (left out); `<...>` or `...` ends the command.
+                optional += word.count("[")
+                if optional:
+                    optional -= word.count("]")
+                    continue
+                if word.startswith("<") or word == "...":
                     break
                 argv.append(word.strip("\"'"))
             if argv and not argv[0].endswith(":"):  # "the pingcalc CLI", not a command

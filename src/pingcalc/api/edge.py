@@ -148,7 +148,8 @@ class Edge:
             elif name == b"content-type":
                 ex.content_type = value
             elif name == b"content-length":
-                ex.content_length = int(value) if value.isdigit() else None
+                # A malformed length is answered as too large rather than trusted.
+                ex.content_length = int(value) if value.isdigit() else 1 << 62
             elif name == b"x-request-id":
                 ex.client_request_id = client_request_id(value)
             elif name == b"x-forwarded-for":
