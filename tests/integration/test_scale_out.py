@@ -184,6 +184,7 @@ def test_total_ping_cap_stays_per_process_with_redis(
     assert _concurrent_pings([a, a], tokens) == [200, 503]
 
 
+@pytest.mark.ping  # expects /readyz 'ready', which needs a ping backend
 def test_redis_outage_falls_back_to_per_process_limits_and_recovers(
     redis_server: RedisServer, server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:
