@@ -198,10 +198,8 @@ def route(services: Services) -> Route:
                 error=str(exc),
                 **context,
             )
-            # The cause (sysctl, missing binary) is for the operator's log, not for clients.
-            raise Problem(
-                503, "this server cannot send pings right now", kind="ping-unavailable"
-            ) from None
+            # The operator's fix (sysctl, iputils-ping; no path), or "IPv6 is not available".
+            raise Problem(503, exc.detail, kind="ping-unavailable") from None
 
         if not audit.emit(
             "ping",
