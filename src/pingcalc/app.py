@@ -8,7 +8,7 @@ import signal
 from collections.abc import AsyncIterator, Iterable
 
 from pingcalc import __version__
-from pingcalc.api import calculate, health, ping, web
+from pingcalc.api import calculate, docs, health, ping, web
 from pingcalc.api import metrics as metrics_api
 from pingcalc.api.edge import Edge
 from pingcalc.api.exchange import Exchange
@@ -18,7 +18,7 @@ from pingcalc.api.openapi import build_document, render
 from pingcalc.api.routing import Route, Router
 from pingcalc.audit import run_checkpoints
 from pingcalc.calc import syntax_reference
-from pingcalc.logs import get_logger
+from pingcalc.ping.notice import announce
 from pingcalc.services import Services, build_services
 from pingcalc.settings import Settings, load_settings
 from pingcalc.throttle import redact_uri
@@ -63,6 +63,7 @@ def create_app(
     routes += [
         Route("GET", "/openapi.json", openapi),
         *web.routes(syntax_reference(services.evaluator.bounds)),
+        *docs.ROUTES,
     ]
 
     @contextlib.asynccontextmanager
@@ -73,11 +74,7 @@ def create_app(
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, lambda: services.tokens.refresh(force=True))
         services.audit.emit("server_start", outcome="success", **security_summary(settings))
-        get_logger("pingcalc.ping").info(
-            "ping_backend_selected",
-            backend=services.pinger.name,
-            reason=services.ping_backend_reason,
-        )
+        announce(services.pinger.status())  # a WARNING with the fix when no backend works
         checkpoints = asyncio.create_task(run_checkpoints(services.audit))
         try:
             yield

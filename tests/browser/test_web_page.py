@@ -63,6 +63,7 @@ def test_calculation_shows_expression_and_result(
     watched_page.assert_clean()
 
 
+@pytest.mark.ping
 def test_ping_to_loopback_lists_replies_and_loss(
     watched_page: WatchedPage, live_server: LiveServer
 ) -> None:
@@ -86,6 +87,7 @@ def test_ping_to_loopback_lists_replies_and_loss(
     watched_page.assert_clean()
 
 
+@pytest.mark.ping
 def test_wrong_token_and_missing_scope_show_the_problem_detail(
     watched_page: WatchedPage, live_server: LiveServer
 ) -> None:
@@ -214,6 +216,7 @@ def test_keyboard_alone_can_calculate_with_a_visible_focus(
     watched_page.assert_clean()
 
 
+@pytest.mark.ping
 def test_token_stays_in_session_storage_and_the_authorization_header(
     watched_page: WatchedPage, live_server: LiveServer
 ) -> None:

@@ -116,10 +116,9 @@ def route(services: Services) -> Route:
                             started = True
                         await ex.send_part(_json(item.to_dict()) + b"\n")
         except BackendUnavailableError as exc:
-            # The cause (sysctl, missing binary) is for the operator's log, not for clients.
-            failed = Problem(
-                503, "this server cannot send pings right now", kind="ping-unavailable"
-            )
+            # The operator's fix (sysctl, iputils-ping; no path), or "IPv6 is not available";
+            # the cause itself goes only to the audit record.
+            failed = Problem(503, exc.detail, kind="ping-unavailable")
             if not audit.emit(
                 "ping_failed",
                 outcome="error",
