@@ -18,7 +18,6 @@ for display; integers are exact and never rounded.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from typing import Any
@@ -43,7 +42,7 @@ from pingcalc.api.problems import Problem, invalid_body, too_many
 from pingcalc.api.routing import Route
 from pingcalc.audit import clip
 from pingcalc.auth import TokenRecord
-from pingcalc.calc import CalcError, round_significant, syntax_markdown
+from pingcalc.calc import CalcError, round_significant
 from pingcalc.calc.bounds import MAX_PRECISION, MIN_PRECISION
 from pingcalc.calc.functions import Number
 from pingcalc.services import Services
@@ -129,7 +128,8 @@ OPERATION = Operation(
     description="Numbers, `+ - * / // % **`, parentheses, and whitelisted functions and "
     "constants; every resource is bounded before it is spent. Send `expression` for one "
     f"expression or `expressions` for up to {MAX_BATCH_EXPRESSIONS} ({MAX_BATCH_CHARACTERS} "
-    "characters in all), each counted against the token's rate limit.",
+    "characters in all), each counted against the token's rate limit. The whole syntax, under "
+    "this server's bounds, is `GET /static/calc-reference.json` (the web page's help panel).",
     scope="calculate",
     request=CalculateBody,
     answers={
@@ -190,9 +190,6 @@ def route(services: Services) -> Route:
     metrics = services.metrics
     audit_limit = services.settings.audit_expression_max
     parse = CalculateRequest.model_validate_json
-    operation = dataclasses.replace(
-        OPERATION, description=OPERATION.description + "\n\n" + syntax_markdown(evaluator.bounds)
-    )
 
     async def batch(ex: Exchange, record: TokenRecord, body: CalculateBatchRequest) -> None:
         expressions, precision = body.expressions, body.precision
@@ -279,4 +276,4 @@ def route(services: Services) -> Route:
         out = json.dumps({"expression": expression, "result": result}, separators=(",", ":"))
         await ex.respond(200, out.encode())
 
-    return Route("POST", PATH, calculate, operation)
+    return Route("POST", PATH, calculate, OPERATION)

@@ -59,8 +59,15 @@
     return table;
   }
 
-  function exampleBody(spec, schema) {
+  // A body documented as `anyOf` several objects (one expression, or a batch) is shown as
+  // one table per form; the example is the first form.
+  function forms(spec, schema) {
     const s = resolve(spec, schema);
+    return s.anyOf ? s.anyOf.map((x) => resolve(spec, x)) : [s];
+  }
+
+  function exampleBody(spec, schema) {
+    const s = forms(spec, schema)[0];
     const body = {};
     for (const [name, raw] of Object.entries(s.properties || {})) {
       const prop = resolve(spec, raw);
@@ -113,7 +120,13 @@
       op.requestBody.content["application/json"] && op.requestBody.content["application/json"].schema;
     if (bodySchema) {
       box.appendChild(el("h4", "Request body (application/json)"));
-      box.appendChild(schemaTable(spec, bodySchema));
+      const alternatives = forms(spec, bodySchema);
+      for (const form of alternatives) {
+        if (alternatives.length > 1) {
+          box.appendChild(el("p", `one of: ${form.title || "object"}${form.description ? ` — ${form.description}` : ""}`));
+        }
+        box.appendChild(schemaTable(spec, form));
+      }
     }
     box.appendChild(el("h4", "Responses"));
     const responses = el("table");
