@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from pingcalc.app import create_app
 from pingcalc.audit import Auditor, StdoutSink
 from pingcalc.ping import Address, EventSink, Lost, PingBackend, PingResult, Reply
-from pingcalc.services import build_services
+from pingcalc.services import Services, build_services
 from pingcalc.settings import Settings
 
 PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
@@ -96,12 +96,21 @@ class FakeApp:
         return [r for r in records if event is None or r.get("event") == event]
 
 
+def services_with(
+    settings: Settings, backend: PingBackend, audit: Auditor | None = None
+) -> Services:
+    """The real services for `settings`, with `backend` (and `audit`, if given) in place of
+    the ones built from the settings; the gate is rebuilt over them."""
+    services = build_services(settings)
+    if audit is None:
+        return dataclasses.replace(services, pinger=backend)
+    return dataclasses.replace(services, pinger=backend, audit=audit)
+
+
 def app_with_backend(settings: Settings, backend: PingBackend) -> FakeApp:
     """The real application, with `backend` in place of the selected one."""
     stream = io.StringIO()
-    services = dataclasses.replace(
-        build_services(settings), pinger=backend, audit=Auditor([StdoutSink(stream)])
-    )
+    services = services_with(settings, backend, Auditor([StdoutSink(stream)]))
     return FakeApp(create_app(settings, services=services), backend, stream)
 
 

@@ -9,7 +9,6 @@ concurrency slot until it ends or its client goes away), TM-11 (one audit record
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import json
 import time
@@ -19,12 +18,11 @@ from typing import Any
 
 import pytest
 
-from ping_fakes import FakeApp, RecordingBackend, app_with_backend
+from ping_fakes import FakeApp, RecordingBackend, app_with_backend, services_with
 from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.audit import Auditor, StdoutSink
 from pingcalc.ping import UnavailableBackend
-from pingcalc.services import build_services
 from pingcalc.settings import Settings
 from tests_support import Tokens
 
@@ -206,10 +204,8 @@ def test_a_result_that_cannot_be_audited_ends_the_stream_with_a_problem(
     settings: Settings, tokens: Tokens
 ) -> None:
     """Fail-closed mid-stream: the lines sent stay, the last line is a 503 problem, not a result."""
-    services = dataclasses.replace(
-        build_services(settings),
-        pinger=RecordingBackend(spacing=0.05),
-        audit=PingRecordsFail([StdoutSink(io.StringIO())]),
+    services = services_with(
+        settings, RecordingBackend(spacing=0.05), PingRecordsFail([StdoutSink(io.StringIO())])
     )
     app = create_app(settings, services=services)
     token = tokens.secrets["pinger"]

@@ -9,26 +9,13 @@ from fastapi.testclient import TestClient
 
 from pingcalc.settings import Settings
 from probe_app import probe_app
-from tests_support import Tokens
+from tests_support import Tokens, assert_problem
 
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[TestClient]:
     with TestClient(probe_app(settings), raise_server_exceptions=False) as client:
         yield client
-
-
-def assert_problem(response: object, status: int) -> dict[str, object]:
-    """The response is a well-formed problem document for `status`."""
-    assert response.status_code == status
-    headers = response.headers
-    assert headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert {"type", "title", "status", "detail"} <= set(body)
-    assert body["status"] == status
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body["request_id"] == headers["x-request-id"]
-    return body
 
 
 def test_404_is_problem(api: TestClient) -> None:

@@ -39,7 +39,7 @@ from pingcalc.ping import (
 from pingcalc.ping import datagram as datagram_module
 from pingcalc.ping.selection import find_ping
 from preflight import require
-from tests_support import PINGCALC, LiveServer
+from tests_support import PINGCALC, LiveServer, process_env
 
 
 def _has_ipv6_loopback() -> bool:
@@ -302,7 +302,7 @@ def test_name_from_etc_hosts_is_pinged_at_its_checked_loopback_address(ping_path
 
 
 def _cli_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    clean = process_env()
     return subprocess.run(
         [PINGCALC, "ping", *args],
         capture_output=True,
