@@ -145,9 +145,10 @@ def test_each_echo_is_sent_as_it_happens_then_the_ordinary_result(
     assert times[1] - times[0] >= SPACING * 0.8 and times[2] - times[1] >= SPACING * 0.8
     assert times[3] - times[0] >= 2 * SPACING * 0.8
     assert [e["event"] for e in slow.audit_events() if e["event"].startswith("ping")] == [
+        "ping_started",
         "ping",
         "ping",
-    ]  # one record per request, streamed or not
+    ]  # one result record per request, streamed or not; a stream is on record before it starts
 
 
 @pytest.mark.parametrize(
@@ -188,7 +189,33 @@ def test_refusals_before_the_first_echo_keep_their_own_status(
     assert unavailable.status == 503
     assert json.loads(unavailable.body)["type"] == "urn:pingcalc:problem:ping-unavailable"
     assert cause not in unavailable.text and "/opt/internal" not in unavailable.text
-    assert [e["event"] for e in fake.audit_events()] == ["ping_rejected", "ping_failed"]
+    assert [e["event"] for e in fake.audit_events()] == [
+        "ping_rejected",
+        "ping_started",
+        "ping_failed",
+    ]
+
+
+class StartsFail(Auditor):
+    """An auditor whose file fails from the `ping_started` record on (a disk just filled)."""
+
+    def emit(self, event: str, **fields: Any) -> bool:
+        return super().emit(event, **fields) and event != "ping_started"
+
+
+def test_a_stream_that_cannot_be_put_on_record_is_refused_before_any_echo(
+    settings: Settings, tokens: Tokens
+) -> None:
+    """The first audited action after the audit trail fails is a 503 even when it asks for
+    live replies: no echo is sent, no reply is shown (AU-5, the attack pass's F6)."""
+    backend = RecordingBackend(spacing=0.05)
+    app = create_app(
+        settings, services=services_with(settings, backend, StartsFail([StdoutSink(io.StringIO())]))
+    )
+    streamed = asyncio.run(call(app, tokens.secrets["pinger"], {"target": "127.0.0.1", "count": 2}))
+    assert streamed.status == 503
+    assert json.loads(streamed.body)["type"] == "urn:pingcalc:problem:audit-unavailable"
+    assert backend.calls == []
 
 
 class PingRecordsFail(Auditor):

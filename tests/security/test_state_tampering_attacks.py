@@ -37,6 +37,14 @@ def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
             first = client.post("/api/v1/calculate", json={"expression": "1+1"})
             assert first.status_code == 503, first.text
             assert first.json()["type"].endswith("audit-unavailable")
+            # The streams that still work say what the client really got.
+            refused = [
+                r
+                for r in audit_records(server.log_text())
+                if r["request_id"] == first.headers["x-request-id"]
+            ]
+            assert refused[-1]["event"] == "calculation_rejected"
+            assert refused[-1]["reason"] == "audit_unavailable"
             assert client.get("/readyz").status_code == 503
         finally:
             audit_dir.unlink()

@@ -134,6 +134,7 @@ def test_client_leaving_mid_stream_stops_the_echoes_and_frees_its_slot(
         if r["event"].startswith(("ping", "capacity"))
     ]
     assert outcomes == [
+        ("ping_started", "started"),
         ("capacity_rejected", "rejected"),
         ("ping", "cancelled"),
         ("ping", "success"),

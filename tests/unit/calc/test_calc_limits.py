@@ -209,3 +209,14 @@ def test_refusals_are_fast(expression: str) -> None:
     with pytest.raises(CalcLimitError):
         evaluate(expression)
     assert time.perf_counter() - started < 0.05
+
+
+@pytest.mark.parametrize("base", [0, 1, -1])
+@pytest.mark.parametrize("exponent", ["0", "1", "2", "9**1292", "9**1292 + 1"])
+def test_unit_bases_to_any_power_are_exact(base: int, exponent: str) -> None:
+    """0, 1 and -1 to a huge integer power are answered exactly (and directly: CPython would
+    square once per bit of a 4,096-bit exponent, TM-08)."""
+    value = eval(exponent, {"__builtins__": {}})  # noqa: S307 - our own literal test input
+    expected = base**value
+    result = Evaluator().evaluate(f"({base})**({exponent})")
+    assert result == expected and type(result) is type(expected)
