@@ -107,6 +107,8 @@ def test_family_6_asks_only_for_aaaa_and_pings_the_ipv6_address(
         ({"target": "::1", "family": 4}, "family: ::1 is an IPv6 address, not IPv4"),
         ({"target": "127.0.0.1", "family": 5}, "family: Input should be 4 or 6"),
         ({"target": "127.0.0.1", "family": "4"}, "family: Input should be 4 or 6"),
+        ({"target": "127.0.0.1", "family": 4.0}, "family: Input should be 4 or 6"),
+        ({"target": "127.0.0.1", "family": True}, "family: Input should be 4 or 6"),
         ({"target": "127.0.0.1", "count": 6}, "count: between 1 and 5 echo requests per ping"),
     ],
 )
