@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dns_server import DnsServer, running_dns_server
+from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.settings import Settings, load_settings
 from tests_support import AuditKeys, LiveServer, Tokens, clean_env, start_server
@@ -70,11 +71,11 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def open_client() -> Iterator[Callable[[Any], TestClient]]:
+def open_client() -> Iterator[Callable[[Edge], TestClient]]:
     """Open an in-process client on an app (its lifespan runs); all are closed afterwards."""
     opened: list[TestClient] = []
 
-    def open_(app: Any) -> TestClient:
+    def open_(app: Edge) -> TestClient:
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         opened.append(client)

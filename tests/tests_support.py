@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -198,7 +199,22 @@ def server_address(server: LiveServer) -> tuple[str, int]:
 LEAKS = ("Traceback", 'File "', "site-packages", "pydantic.dev", "pingcalc/", "Exception")
 
 
-def assert_problem(response: Any, *statuses: int) -> dict[str, Any]:
+class HTTPResponse(Protocol):
+    """What the checks read of a response: httpx's (live server) or httpx2's (TestClient)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self, **kwargs: Any) -> Any: ...
+
+
+def assert_problem(response: HTTPResponse, *statuses: int) -> dict[str, Any]:
     """`response` is a well-formed RFC 9457 problem with one of `statuses`, carrying its
     request id and no internals."""
     assert response.status_code in statuses, (response.status_code, response.text[:300])

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from ping_fakes import RecordingBackend, services_with
+from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.audit import FIXED_FIELDS, verify
 from pingcalc.settings import Settings
@@ -53,7 +53,7 @@ def assert_schema(record: Record) -> None:
 class Audited:
     """An in-process app with an audit file; stdout is captured by capsys."""
 
-    app: FastAPI
+    app: Edge
     client: TestClient
     file: Path
     backend: RecordingBackend
@@ -72,7 +72,7 @@ def audited_factory(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     audit_keys: AuditKeys,
-    open_client: Callable[[Any], TestClient],
+    open_client: Callable[[Edge], TestClient],
 ) -> Callable[..., Audited]:
     def build(**overrides: Any) -> Audited:
         file = tmp_path / "audit" / "audit.jsonl"
@@ -300,8 +300,8 @@ def test_token_created_and_revoked_are_audited_without_the_secret(
             assert isinstance(record["uid"], int)
         assert records[0]["scopes"] == ["ping"]
     assert verify([audit_file], audit_keys.verify).ok
-    everything = created.stderr + revoked.stderr + revoked.stdout + audit_file.read_text()
-    assert secret not in everything and secret[3:] not in everything
+    written = created.stderr + revoked.stderr + revoked.stdout + audit_file.read_text()
+    assert secret not in written and secret[3:] not in written
 
 
 def test_server_start_and_stop_are_audited_with_security_settings(

@@ -27,6 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ping_fakes import RecordingBackend, services_with
+from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.audit import verify
 from pingcalc.settings import Settings
@@ -60,7 +61,7 @@ def blocked(
     make_settings: Callable[..., Settings],
     tmp_path: Path,
     audit_keys: AuditKeys,
-    open_client: Callable[[Any], TestClient],
+    open_client: Callable[[Edge], TestClient],
 ) -> Callable[..., Any]:
     """An app whose audit file's parent is a regular file (ENOTDIR for every open)."""
     blocker = tmp_path / "audit"

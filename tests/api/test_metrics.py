@@ -10,13 +10,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from ping_fakes import RecordingBackend, services_with
+from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.settings import Settings
 from tests_support import Tokens
@@ -26,7 +26,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 @pytest.fixture
 def api_factory(
-    make_settings: Callable[..., Settings], open_client: Callable[[Any], TestClient]
+    make_settings: Callable[..., Settings], open_client: Callable[[Edge], TestClient]
 ) -> Callable[..., TestClient]:
     def build(**overrides: object) -> TestClient:
         settings = make_settings(**overrides)

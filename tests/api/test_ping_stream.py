@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from ping_fakes import FakeApp, RecordingBackend, app_with_backend, services_with
+from ping_fakes import RecordingApp, RecordingBackend, app_with_backend, services_with
+from pingcalc.api.asgi import Message, Scope
 from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.audit import Auditor, StdoutSink
@@ -74,7 +75,7 @@ async def call(
     ]
     if accept is not None:
         headers.append((b"accept", accept.encode()))
-    scope = {
+    scope: Scope = {
         "type": "http",
         "method": "POST",
         "path": URL,
@@ -88,7 +89,7 @@ async def call(
     started = time.monotonic()
     read = False
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal read
         if not read:
             read = True
@@ -96,7 +97,7 @@ async def call(
         await gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if gone.is_set() and not answer.complete:
             return  # a server drops what is sent to a closed connection
         if message["type"] == "http.response.start":
@@ -114,12 +115,12 @@ async def call(
 
 
 @pytest.fixture
-def slow(settings: Settings) -> FakeApp:
+def slow(settings: Settings) -> RecordingApp:
     return app_with_backend(settings, RecordingBackend(spacing=SPACING))
 
 
 def test_each_echo_is_sent_as_it_happens_then_the_ordinary_result(
-    slow: FakeApp, tokens: Tokens
+    slow: RecordingApp, tokens: Tokens
 ) -> None:
     """Three event lines spaced like the echoes, then a line equal to the non-streamed answer."""
     streamed = asyncio.run(call(slow.app, tokens.secrets["pinger"], {"target": "127.0.0.1"}))
@@ -156,7 +157,7 @@ def test_each_echo_is_sent_as_it_happens_then_the_ordinary_result(
     [None, "application/json", "*/*", "application/*", f"{NDJSON};q=0", "application/x-ndjsonx"],
 )
 def test_without_asking_for_ndjson_by_name_the_answer_is_unchanged(
-    accept: str | None, slow: FakeApp, tokens: Tokens
+    accept: str | None, slow: RecordingApp, tokens: Tokens
 ) -> None:
     """Only an Accept naming application/x-ndjson (weight above 0) gets the live form."""
     answer = asyncio.run(
@@ -166,7 +167,7 @@ def test_without_asking_for_ndjson_by_name_the_answer_is_unchanged(
     assert len(answer.parts) == 1 and json.loads(answer.body)["target"] == "::1"
 
 
-def test_ndjson_among_other_types_is_streamed(slow: FakeApp, tokens: Tokens) -> None:
+def test_ndjson_among_other_types_is_streamed(slow: RecordingApp, tokens: Tokens) -> None:
     """`application/json;q=0.5, application/x-ndjson` asks for the stream by name."""
     accept = f"application/json;q=0.5, {NDJSON};q=1"
     answer = asyncio.run(
@@ -254,7 +255,7 @@ def test_a_client_that_leaves_mid_stream_frees_its_slot_at_once(
     the echoes stop and a new ping is admitted at once."""
     settings = make_settings(ping_max_per_token=1)
     fake = app_with_backend(settings, RecordingBackend(spacing=1.0))
-    backend: RecordingBackend = fake.backend  # type: ignore[assignment]
+    backend = fake.backend
     token = tokens.secrets["pinger"]
 
     async def scenario() -> tuple[Answer, Answer, Answer, float]:

@@ -58,7 +58,7 @@ def test_missing_or_garbled_authorization_is_rejected(
     ]
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for value in garbled:
-            headers = {} if value is None else {"Authorization": value}
+            headers = {} if value is None else {b"Authorization": value}
             try:
                 response = client.get(PROTECTED, headers=headers)
             except httpx.RemoteProtocolError:

@@ -188,9 +188,9 @@ def test_request_id_header_cannot_inject(server: LiveServer) -> None:
         assert b"set-cookie" not in head
     # A plain id is recorded beside the server's own for correlation, never instead of it.
     plain = httpx.get(server.url + "/healthz", headers={"X-Request-ID": "req-42.a:b"}, timeout=10)
-    rid = plain.headers["x-request-id"]
-    assert plain.status_code == 200 and rid != "req-42.a:b" and len(rid) == 32
-    assert f'"request_id":"{rid}"' in server.log_text()
+    issued = plain.headers["x-request-id"]
+    assert plain.status_code == 200 and issued != "req-42.a:b" and len(issued) == 32
+    assert f'"request_id":"{issued}"' in server.log_text()
     assert '"client_request_id":"req-42.a:b"' in server.log_text()
 
 

@@ -10,7 +10,7 @@ import struct
 import subprocess
 import sys
 import time
-from ipaddress import ip_address
+from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 
 import pytest
@@ -97,9 +97,9 @@ def test_deadline_grows_with_count_and_timeout() -> None:
 
 def test_argv_is_fixed_and_ends_with_normalised_address() -> None:
     """The argv is a list (no shell), options first, `--`, then only the normalised address."""
-    argv = build_argv(
-        "/usr/bin/ping", ip_address("::ffff:7f00:1").ipv4_mapped, count=3, timeout=1.0, interval=0.2
-    )  # type: ignore[arg-type]
+    mapped = IPv6Address("::ffff:7f00:1").ipv4_mapped
+    assert mapped is not None
+    argv = build_argv("/usr/bin/ping", mapped, count=3, timeout=1.0, interval=0.2)
     assert argv == [
         "/usr/bin/ping",
         "-4",
