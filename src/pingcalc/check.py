@@ -190,7 +190,8 @@ def check_rate_limits(settings: Settings) -> list[Finding]:
             Finding(
                 "warn",
                 "rate-limit",
-                f"{settings.workers} workers with memory:// count limits per worker",
+                f"{settings.workers} workers with memory:// count rate limits per worker (and "
+                "every worker has its own connection caps)",
                 "set PINGCALC_RATE_LIMIT_STORAGE=redis://... to share them",
             )
         )
