@@ -102,6 +102,8 @@ def build_services(settings: Settings) -> Services:
             settings.ping_resolver,
             timeout=settings.ping_resolve_timeout_seconds,
             max_in_flight=settings.ping_max_lookups,
+            # A token's share of the lookup slots is its ping cap: one token cannot hold them all.
+            max_per_owner=settings.ping_max_per_token,
         ),
         metrics=metrics,
     )

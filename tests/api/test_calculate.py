@@ -234,7 +234,8 @@ def test_each_expression_of_a_batch_counts_against_the_token_rate(
 def test_each_expression_of_a_batch_is_audited(
     make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
-    """One record per expression, in order, with its index and the request's id (repudiation)."""
+    """One record per evaluated expression, in order, with its index and the request's id
+    (repudiation), and one for the items refused by the token's rate limit."""
     audit_file = tmp_path / "audit.jsonl"
     settings = make_settings(
         audit_file=audit_file, audit_key_file=audit_keys.service, rate_limit_per_token="3/minute"
@@ -248,14 +249,15 @@ def test_each_expression_of_a_batch_is_audited(
     assert response.status_code == 200
     records = [json.loads(line) for line in audit_file.read_text().splitlines()]
     batch = [r for r in records if r.get("request_id") == response.headers["x-request-id"]]
-    assert [(r["event"], r["index"], r["expression"]) for r in batch] == [
+    assert [(r["event"], r.get("index"), r.get("expression")) for r in batch] == [
         ("calculation", 0, "6*7"),
         ("calculation_rejected", 1, "1/0"),
         ("calculation", 2, "2/3"),
-        ("calculation_rejected", 3, "1+1"),
+        ("calculation_rejected", None, None),
     ]
     assert (batch[0]["result"], batch[2]["result"], batch[2]["precision"]) == (42, 0.67, 2)
     assert (batch[1]["reason"], batch[3]["reason"]) == ("CalcMathError", "token_rate_limit")
+    assert (batch[3]["refused"], batch[3]["first_index"], batch[3]["last_index"]) == (1, 3, 3)
     assert all(r["token"] == "calc" for r in batch)
 
 

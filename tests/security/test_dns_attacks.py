@@ -272,6 +272,8 @@ HOSTILE_NAMES = [
     "good.test.",
     "g\u00adood.test",
     "\uff0d\uff46",
+    "loc\u3164alhost",
+    "loc\ufe0falhost",
 ]
 
 
@@ -412,3 +414,181 @@ def test_server_refuses_hostile_names_before_any_query(
         assert response.json()["type"] == "urn:pingcalc:problem:invalid-target", text
     assert dns_server.queries == [] and _audited(named_server, "ping") == []
     assert len(_audited(named_server, "ping_rejected")) == len(HOSTILE_NAMES)
+
+
+# --- the attack pass on host names: fairness, order, answer size, localhost, invisibles ------
+
+SLOW_LOOKUP = 2.0  # seconds a silent name holds its lookup, long enough to overlap a victim
+
+
+def _slow_server(server_factory: Callable[..., LiveServer], dns_server: DnsServer) -> LiveServer:
+    """A named server whose silent names hold a lookup for `SLOW_LOOKUP` seconds."""
+    if find_ping() is None:
+        pytest.skip("no ping binary (install iputils-ping)")
+    return server_factory(
+        env={
+            "PINGCALC_PING_RESOLVER": dns_server.url,
+            "PINGCALC_PING_RESOLVE_TIMEOUT_SECONDS": str(SLOW_LOOKUP),
+            "PINGCALC_PING_BACKEND": "subprocess",
+        }
+    )
+
+
+async def _post_all(
+    server: LiveServer, token: str, bodies: list[dict[str, object]]
+) -> list[httpx.Response]:
+    """Send every body at once with `token` and wait for all the answers."""
+    headers = {"Authorization": f"Bearer {server.tokens.secrets[token]}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=15) as client:
+        return list(await asyncio.gather(*(client.post("/api/v1/ping", json=b) for b in bodies)))
+
+
+def test_server_one_token_flooding_slow_names_cannot_starve_another_tokens_lookups(
+    server_factory: Callable[..., LiveServer], dns_server: DnsServer
+) -> None:
+    """TM-33: one token sends 16 silent names at once (every lookup slot of the process); it
+    gets its 4 concurrent pings' worth of lookups and 429 for the rest, and another token's
+    name is still resolved and pinged meanwhile."""
+    server = _slow_server(server_factory, dns_server)
+    dns_server.silent.add("tarpit.test")
+    dns_server.add("good.test", "A", "127.0.0.1")
+
+    async def scenario() -> tuple[list[httpx.Response], httpx.Response, bool]:
+        flood = asyncio.ensure_future(
+            _post_all(server, "pinger", [{"target": "tarpit.test", "family": 4}] * 16)
+        )
+        await asyncio.sleep(SLOW_LOOKUP / 4)
+        [victim] = await _post_all(server, "full", [{"target": "good.test", "count": 1}])
+        overlapped = not flood.done()  # the victim was answered while the flood was pending
+        return await flood, victim, overlapped
+
+    flooded, victim, overlapped = asyncio.run(scenario())
+    assert overlapped
+    assert victim.status_code == 200, victim.text
+    assert (victim.json()["name"], victim.json()["target"]) == ("good.test", "127.0.0.1")
+    statuses = sorted(r.status_code for r in flooded)
+    assert statuses == [429] * 12 + [504] * 4
+    assert {r.json()["reason"] for r in flooded if r.status_code == 429} == {
+        "ping_per_token_capacity"
+    }
+    assert len(dns_server.asked("tarpit.test")) == 4  # 12 names were never looked up
+
+
+def test_server_token_at_its_ping_cap_is_refused_before_any_lookup(
+    named_server: LiveServer, dns_server: DnsServer
+) -> None:
+    """TM-33: with its 4 pings in flight, a token's next name is 429 without a DNS query;
+    once they are over, the same name is looked up and pinged."""
+    dns_server.add("good.test", "A", "127.0.0.1")
+    dns_server.add("capped.test", "A", "127.0.0.1")
+    long = {"target": "good.test", "count": 5}
+
+    async def scenario() -> tuple[list[httpx.Response], httpx.Response]:
+        holding = asyncio.ensure_future(_post_all(named_server, "pinger", [long] * 4))
+        await asyncio.sleep(0.4)
+        [capped] = await _post_all(named_server, "pinger", [{"target": "capped.test"}])
+        return await holding, capped
+
+    held, capped = asyncio.run(scenario())
+    assert [r.status_code for r in held] == [200] * 4
+    assert capped.status_code == 429 and capped.json()["reason"] == "ping_per_token_capacity"
+    assert dns_server.asked("capped.test") == []
+    again = _ping(named_server, {"target": "capped.test", "family": 4, "count": 1})
+    assert again.status_code == 200 and dns_server.asked("capped.test") == [("capped.test", "A")]
+    [refused] = _audited(named_server, "capacity_rejected")
+    assert (refused["target"], refused["reason"]) == ("capped.test", "ping_per_token_capacity")
+
+
+def _audit_lines(server: LiveServer, request_id: str) -> list[str]:
+    """The raw audit lines of one request, as the server wrote them."""
+    return [
+        line
+        for line in server.log_text().splitlines()
+        if '"log":"audit"' in line and request_id in line
+    ]
+
+
+def test_server_audit_records_of_a_large_answer_stay_small(
+    named_server: LiveServer, dns_server: DnsServer
+) -> None:
+    """TM-11, TM-33: a name with 32 loopback addresses is pinged and its record lists 8 of them
+    and the count; a name with 200 (IPv4-mapped loopback AAAA, the attack) is refused 422
+    before any echo, in a record of ordinary size."""
+    wide = [f"127.0.0.{n}" for n in range(1, 33)]
+    dns_server.add("wide.test", "A", *wide)
+    dns_server.add(
+        "huge.test", "AAAA", "::1", *(f"::ffff:127.0.{n // 250}.{n % 250 + 1}" for n in range(199))
+    )
+    pinged = _ping(named_server, {"target": "wide.test", "count": 1})
+    assert pinged.status_code == 200, pinged.text
+    [record] = _audited(named_server, "ping")
+    assert record["target"] == pinged.json()["target"] == record["resolved"][0]
+    assert len(record["resolved"]) == 8 and set(record["resolved"]) <= set(wide)
+    assert record["resolved_count"] == 32
+    huge = _ping(named_server, {"target": "huge.test", "family": 6, "count": 1})
+    assert huge.status_code == 422, huge.text
+    problem = huge.json()
+    assert problem["type"] == "urn:pingcalc:problem:too-many-addresses"
+    assert problem["detail"] == (
+        "huge.test resolves to 200 addresses; a name is pinged only if it has at most 32"
+    )
+    [refused] = _audited(named_server, "ping_rejected")
+    assert (refused["reason"], refused["name"]) == ("too_many_addresses", "huge.test")
+    for response in (pinged, huge):
+        [line] = _audit_lines(named_server, response.headers["x-request-id"])
+        assert len(line) < 1500, len(line)
+
+
+def test_server_answers_localhost_itself_for_either_family(
+    named_server: LiveServer, dns_server: DnsServer
+) -> None:
+    """TM-32 (RFC 6761 §6.3): `localhost` and `*.localhost` are the loopback addresses of the
+    family asked; the name server, which answers them with other addresses, is never asked."""
+    for name in ("localhost", "app.localhost"):
+        dns_server.add(name, "A", "10.0.0.1")
+        dns_server.add(name, "AAAA", "2001:db8::1")
+    for target, family, address in (
+        ("localhost", 6, "::1"),
+        ("localhost", 4, "127.0.0.1"),
+        ("LocalHost", None, "127.0.0.1"),
+        ("app.localhost", 6, "::1"),
+    ):
+        response = _ping(named_server, {"target": target, "family": family, "count": 1})
+        assert response.status_code == 200, (target, response.text)
+        assert (response.json()["target"], response.json()["received"]) == (address, 1)
+    assert dns_server.queries == []
+    # A name that only ends in "localhost" as a label's text is an ordinary name.
+    dns_server.add("notlocalhost.test", "A", "127.0.0.1")
+    response = _ping(named_server, {"target": "notlocalhost.test", "count": 1})
+    assert response.status_code == 200 and dns_server.asked("notlocalhost.test")
+
+
+INVISIBLE_NAMES = [
+    "loc\u3164alhost",  # HANGUL FILLER
+    "local\u115fhost",  # HANGUL CHOSEONG FILLER
+    "loc\u034falhost",  # COMBINING GRAPHEME JOINER
+    "loc\ufe0falhost",  # VARIATION SELECTOR-16
+    "loc\u180balhost",  # MONGOLIAN FREE VARIATION SELECTOR ONE
+    "loc\U000e0100alhost",  # VARIATION SELECTOR-17
+    "good\uffa0.test",  # HALFWIDTH HANGUL FILLER
+    "good\u17b4.test",  # KHMER VOWEL INHERENT AQ
+]
+
+
+def test_server_refuses_names_with_characters_idna_would_silently_drop(
+    named_server: LiveServer, dns_server: DnsServer
+) -> None:
+    """TM-34: a name holding a character UTS #46 maps to nothing (`loc\\u3164alhost` would
+    become `localhost`) is 422 before any lookup; width and case folding still work."""
+    dns_server.add("good.test", "A", "127.0.0.1")
+    for text in INVISIBLE_NAMES:
+        response = _ping(named_server, {"target": text})
+        assert response.status_code == 422, text
+        problem = response.json()
+        assert problem["type"] == "urn:pingcalc:problem:invalid-target", text
+        assert "invisible character" in problem["detail"], problem["detail"]
+    for text, name in (("\uff47\uff4f\uff4f\uff44.test", "good.test"), ("GOOD.TEST", "good.test")):
+        response = _ping(named_server, {"target": text, "family": 4, "count": 1})
+        assert response.status_code == 200, response.text
+        assert response.json()["name"] == name
+    assert dns_server.asked() == [("good.test", "A")] * 2

@@ -11,9 +11,12 @@ problem) and `expressions` (answered 200 `{"results": [...]}` in order, each ite
 `{"expression", "result"}` or `{"expression", "error": <problem>}`). The single form is tried
 first, so the common request costs what it did before batches existed. In a batch every
 expression counts against the token's rate limit (the admission counted the first;
-`Gate.spend` the others) and leaves its own audit record: expressions past the budget are
-answered as 429 items, not evaluated. `precision` (significant digits) rounds float results
-for display; integers are exact and never rounded.
+`Gate.spend` the others); expressions past the budget are answered as 429 items, not
+evaluated. Each evaluated expression leaves its own audit record; the refused tail leaves
+one record for all of its items (how many, and the first and last index), so a batch over
+budget writes no more records than the single requests it stands for, which the penalty box
+refuses unaudited. `precision` (significant digits) rounds float results for display;
+integers are exact and never rounded.
 """
 
 from __future__ import annotations
@@ -198,43 +201,52 @@ def route(services: Services) -> Route:
         if precision is not None:
             context["precision"] = precision
         results: list[dict[str, Any]] = []
-        for index, expression in enumerate(expressions):
+        for index, expression in enumerate(expressions[: granted + 1]):
             fields = {**context, "expression": clip(expression, audit_limit), "index": index}
-            if index > granted:  # past the token's budget: not evaluated
-                refused = too_many(
-                    "this token is over its rate limit; this expression was not evaluated",
-                    retry_after,
-                    "token_rate_limit",
-                )
-                results.append({"expression": expression, "error": refused.document()})
+            started = time.perf_counter()
+            try:
+                value = evaluator.evaluate(expression)
+            except CalcError as err:
+                metrics.observe_calculation(time.perf_counter() - started)
+                results.append({"expression": expression, "error": _rejected(err).document()})
                 recorded = audit.emit(
                     "calculation_rejected",
                     outcome="rejected",
-                    reason="token_rate_limit",
-                    retry_after=retry_after,
+                    reason=type(err).__name__,
+                    position=err.position,
                     **fields,
                 )
             else:
-                started = time.perf_counter()
-                try:
-                    value = evaluator.evaluate(expression)
-                except CalcError as err:
-                    metrics.observe_calculation(time.perf_counter() - started)
-                    results.append({"expression": expression, "error": _rejected(err).document()})
-                    recorded = audit.emit(
-                        "calculation_rejected",
-                        outcome="rejected",
-                        reason=type(err).__name__,
-                        position=err.position,
-                        **fields,
-                    )
-                else:
-                    metrics.observe_calculation(time.perf_counter() - started)
-                    if precision is not None:
-                        value = round_significant(value, precision)
-                    results.append({"expression": expression, "result": value})
-                    recorded = audit.emit("calculation", outcome="success", result=value, **fields)
+                metrics.observe_calculation(time.perf_counter() - started)
+                if precision is not None:
+                    value = round_significant(value, precision)
+                results.append({"expression": expression, "result": value})
+                recorded = audit.emit("calculation", outcome="success", result=value, **fields)
             if not recorded:
+                raise unrecorded(audit, "calculation_rejected", fields)
+        tail = expressions[granted + 1 :]  # past the token's budget: not evaluated
+        if tail:
+            refused = too_many(
+                "this token is over its rate limit; this expression was not evaluated",
+                retry_after,
+                "token_rate_limit",
+            ).document()
+            results.extend({"expression": expression, "error": refused} for expression in tail)
+            # One record for the whole tail (T1499 through the audit trail: one per item made
+            # a batch over budget write 16 times the records of the requests it stands for).
+            fields = {
+                **context,
+                "refused": len(tail),
+                "first_index": granted + 1,
+                "last_index": len(expressions) - 1,
+            }
+            if not audit.emit(
+                "calculation_rejected",
+                outcome="rejected",
+                reason="token_rate_limit",
+                retry_after=retry_after,
+                **fields,
+            ):
                 raise unrecorded(audit, "calculation_rejected", fields)
         headers = [(b"retry-after", str(retry_after).encode())] if retry_after else None
         body_out = json.dumps({"results": results}, separators=(",", ":")).encode()

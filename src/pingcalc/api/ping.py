@@ -1,12 +1,18 @@
-"""`POST /api/v1/ping`: admit, plan, resolve once and judge, take a slot, send the echoes.
+"""`POST /api/v1/ping`: admit, plan and check the target, take a slot, resolve once and
+judge, send the echoes.
 
 Each step refuses at once with its own status, before any echo is sent: admission (401, 403,
 429, 503) before the body is read; 415 for a body that is not JSON; 422 for a malformed body,
-target, count or family; 403 for a target, or any address of a host name, that the policy
-refuses (naming the address and why); 404, 504, 503 or 502 when a name has no address, its
-lookup times out, too many lookups are in flight, or the resolver fails; 429 (this token) or
-503 (the server) with `Retry-After` when the concurrency caps are full; 503 when this server
-cannot ping. No reply from the target is a normal 200 result with 100 % loss.
+target, count or family; 403 for an IP address the policy refuses; 429 (this token) or 503
+(the server) with `Retry-After` when the concurrency caps are full; then, for a host name,
+403 if any of its addresses is refused (naming the address and why), 404, 504, 503, 429 or
+502 when it has no address, its lookup times out, too many lookups are in flight (in the
+process, or of this token's share), or the resolver fails, and 422 when it has more
+addresses than a name may have; 503 when this server cannot ping. No reply from the target
+is a normal 200 result with 100 % loss.
+
+The slot is taken before the lookup: a token at its concurrency cap costs no DNS query, and
+a token's lookups in flight are bounded by its cap as well as by the resolver's share.
 
 Live replies: with `Accept: application/x-ndjson` the answer is one JSON line per echo reply
 or timeout as it happens, then a line equal to the ordinary JSON result. The status line goes
@@ -45,12 +51,14 @@ from pingcalc.audit import Auditor, clip
 from pingcalc.ping import (
     BackendUnavailableError,
     Destination,
+    HostName,
     PingError,
     PingEvent,
     PingPlan,
     PingResult,
     Reply,
-    resolve_target,
+    check_target,
+    resolve_name,
 )
 from pingcalc.services import Services
 from pingcalc.throttle import CapacityError
@@ -165,17 +173,35 @@ def route(services: Services) -> Route:
         ex.reason = "audit_unavailable"
         await ex.send_part(audit_unavailable().body(ex.request_id) + b"\n", last=True)
 
+    async def destination_of(
+        target: Destination | HostName, token: str, plan: PingPlan, context: dict[str, Any]
+    ) -> Destination:
+        """The checked destination: a name is resolved (a lookup slot of `token`) and judged."""
+        if isinstance(target, Destination):
+            return target
+        try:
+            destination = await resolve_name(
+                target, policy=policy, resolver=resolver, family=plan.family, owner=token
+            )
+        except PingError as exc:
+            reason, problem, fields = refusal(exc)
+            raise _reject(audit, reason, problem, **context, **fields) from None
+        context.update(_destination_fields(destination))
+        return destination
+
     async def exchange(
         ex: Exchange,
         token: str,
         plan: PingPlan,
-        destination: Destination,
+        target: Destination | HostName,
         context: dict[str, Any],
         seen: list[PingEvent],
     ) -> None:
-        """Hold a concurrency slot around the echoes; refuse at once when the caps are full."""
+        """Hold a concurrency slot around the lookup and the echoes; refuse at once when the
+        caps are full."""
         try:
             async with cap.hold(token):
+                destination = await destination_of(target, token, plan, context)
                 await echoes(ex, plan, destination, context, ex.accepts(NDJSON), seen)
         except CapacityError as exc:
             if not audit.emit(
@@ -203,9 +229,7 @@ def route(services: Services) -> Route:
             raise _reject(audit, "invalid_body", invalid_body(exc), **context) from None
         try:
             plan = PingPlan.from_settings(settings, count=body.count, family=body.family)
-            destination = await resolve_target(
-                body.target, policy=policy, resolver=resolver, family=plan.family
-            )
+            target = check_target(body.target, policy=policy, family=plan.family)
         except PingError as exc:
             reason, problem, fields = refusal(exc)
             raise _reject(
@@ -216,12 +240,13 @@ def route(services: Services) -> Route:
                 **context,
                 **fields,
             ) from None
-        context.update(_destination_fields(destination))
+        if isinstance(target, Destination):
+            context.update(_destination_fields(target))
+        else:  # until it is resolved, records name the target as sent
+            context["target"] = clip(body.target, AUDIT_TARGET_CHARS)
         seen: list[PingEvent] = []
         try:
-            await ex.unless_disconnected(
-                exchange(ex, record.name, plan, destination, context, seen)
-            )
+            await ex.unless_disconnected(exchange(ex, record.name, plan, target, context, seen))
         except ClientDisconnected:
             # Nobody is left to answer, so a failed write changes nothing here; the auditor
             # has already reported it to the operator.

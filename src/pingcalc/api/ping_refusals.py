@@ -13,6 +13,7 @@ from typing import Any
 
 from pingcalc.api.problems import Problem
 from pingcalc.ping import (
+    LookupShareError,
     NameNotFoundError,
     PingError,
     PlanError,
@@ -21,6 +22,7 @@ from pingcalc.ping import (
     ResolverTimeoutError,
     TargetDeniedError,
     TargetSyntaxError,
+    TooManyAddressesError,
 )
 
 # Seconds a client is told to wait when every lookup slot is taken: lookups last
@@ -40,7 +42,8 @@ class Kind:
 
 
 # Subclasses before their bases: NameSyntaxError is a TargetSyntaxError, NameDeniedError a
-# TargetDeniedError (both answered alike, with the name as an extra field).
+# TargetDeniedError (both answered alike, with the name as an extra field); LookupShareError
+# is a ResolverBusyError answered as the token's own limit (429, like its ping cap).
 KINDS: tuple[tuple[type[PingError], Kind], ...] = (
     (PlanError, Kind(422, "validation", "Invalid request", "invalid_request")),
     (TargetSyntaxError, Kind(422, "invalid-target", "Invalid target", "invalid_target")),
@@ -48,8 +51,12 @@ KINDS: tuple[tuple[type[PingError], Kind], ...] = (
     (NameNotFoundError, Kind(404, "name-not-found", "Name not found", "name_not_found")),
     (ResolverTimeoutError, Kind(504, "resolver-timeout", "Name lookup timed out",
                                 "resolver_timeout")),
+    (LookupShareError, Kind(429, "rate-limited", "Too many name lookups",
+                            "lookup_per_token_capacity", retry_after=RESOLVER_BUSY_RETRY_AFTER)),
     (ResolverBusyError, Kind(503, "resolver-busy", "Too many name lookups", "resolver_busy",
                              retry_after=RESOLVER_BUSY_RETRY_AFTER)),
+    (TooManyAddressesError, Kind(422, "too-many-addresses", "Name has too many addresses",
+                                 "too_many_addresses")),
     (ResolverFailedError, Kind(502, "resolver-failed", "Name lookup failed", "resolver_failed")),
 )  # fmt: skip
 

@@ -3,9 +3,10 @@
 No HTTP in here; every error is in `pingcalc.ping.errors` (the tree is in its docstring).
 
 plan = PingPlan.from_settings(settings, count=3, family=None)       # PlanError
-resolver = select_resolver(settings.ping_resolver, timeout=2.0, max_in_flight=16)
+resolver = select_resolver(settings.ping_resolver, timeout=2.0, max_in_flight=16, max_per_owner=4)
 destination = await resolve_target(text, policy=policy, resolver=resolver, family=plan.family)
     # TargetSyntaxError/NameSyntaxError, TargetDeniedError/NameDeniedError, ResolutionError
+    # (or, to refuse a bad target before taking a slot: check_target, then resolve_name)
 result = await plan.run(backend, destination)                      # or, live:
 async with contextlib.aclosing(plan.stream(backend, destination)) as events:
     async for item in events: ...                                  # Reply | Lost, then PingResult
@@ -14,10 +15,11 @@ async with contextlib.aclosing(plan.stream(backend, destination)) as events:
 from __future__ import annotations
 
 from pingcalc.ping.datagram import DatagramBackend
-from pingcalc.ping.destination import Destination, resolve_name, resolve_target
+from pingcalc.ping.destination import Destination, check_target, resolve_name, resolve_target
 from pingcalc.ping.errors import (
     BackendUnavailableError,
     FamilyUnavailableError,
+    LookupShareError,
     NameDeniedError,
     NameNotFoundError,
     NameSyntaxError,
@@ -29,6 +31,7 @@ from pingcalc.ping.errors import (
     ResolverTimeoutError,
     TargetDeniedError,
     TargetSyntaxError,
+    TooManyAddressesError,
 )
 from pingcalc.ping.interface import (
     Address,
@@ -72,6 +75,7 @@ __all__ = [
     "Family",
     "FamilyUnavailableError",
     "HostName",
+    "LookupShareError",
     "Lost",
     "NameDeniedError",
     "NameNotFoundError",
@@ -97,8 +101,10 @@ __all__ = [
     "TargetDeniedError",
     "TargetPolicy",
     "TargetSyntaxError",
+    "TooManyAddressesError",
     "UnavailableBackend",
     "check_name",
+    "check_target",
     "deadline_for",
     "parse_host",
     "parse_resolver_setting",

@@ -10,6 +10,8 @@
      │    ├── NameNotFoundError     no such name, or no address of the asked family       404
      │    ├── ResolverTimeoutError  no answer within the lookup timeout                   504
      │    ├── ResolverBusyError     too many lookups in flight: refused at once           503
+     │    │    └── LookupShareError  one owner's (token's) share of them is taken         429
+     │    ├── TooManyAddressesError more addresses than a name may have (`count`)         422
      │    └── ResolverFailedError   the resolver failed (SERVFAIL, no server reachable)   502
      └── BackendUnavailableError    no socket permission, no ping binary                  503
           └── FamilyUnavailableError  the host has no IPv6 (no address, route or support)   503
@@ -92,6 +94,18 @@ class ResolverTimeoutError(ResolutionError):
 
 class ResolverBusyError(ResolutionError):
     """As many lookups as allowed are in flight; this one was refused without waiting."""
+
+
+class LookupShareError(ResolverBusyError):
+    """The owner (a token) already holds its share of the lookup slots; others may still look up."""
+
+
+class TooManyAddressesError(ResolutionError):
+    """The answer holds more addresses than a name may have; `count` is how many it held."""
+
+    def __init__(self, name: str, message: str, count: int) -> None:
+        super().__init__(name, message)
+        self.count = count
 
 
 class ResolverFailedError(ResolutionError):

@@ -9,6 +9,10 @@ broken wins, each with its own message:
   are 253 in text). Checked first, so nothing works on long strings.
 * No whitespace, control or invisible formatting characters (U+200B, U+202E, soft hyphen...):
   they split arguments, inject log or terminal lines, or make two names look alike.
+* No character that UTS #46 maps to nothing (status "ignored": variation selectors, U+034F,
+  the Hangul fillers U+115F U+1160 U+3164 U+FFA0, Mongolian free variation selectors...) and
+  none that Unicode calls Default_Ignorable: the mapping would drop them silently, so
+  `loc\u3164alhost` would be asked as `localhost`, a second, invisible spelling of a name.
 * No leading '-' (option injection such as `-f`), no trailing dot: `example.com.` is absolute
   (skips the resolver's search list) and a second spelling of a name; it is refused, not
   silently rewritten, so what is checked is what was asked.
@@ -29,6 +33,7 @@ broken wins, each with its own message:
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import unicodedata
@@ -53,6 +58,28 @@ _NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
 # Unicode categories refused outright: controls, formatting (invisible), separators,
 # private use, surrogates and unassigned code points.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+# Default_Ignorable_Code_Point (Unicode DerivedCoreProperties.txt; the same ranges in 14.0
+# and 16.0, the property is assigned ahead to reserved code points): characters shown as
+# nothing. Most are Cf or Cn and refused by category too; the others (Mn, Lo) are not.
+_DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +106,19 @@ def looks_numeric(text: str) -> bool:
     return bool(labels) and all(_NUMERIC_LABEL.fullmatch(label) for label in labels)
 
 
+def _default_ignorable(code: int) -> bool:
+    return any(low <= code <= high for low, high in _DEFAULT_IGNORABLE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _dropped_by_uts46(char: str) -> bool:
+    """True if UTS #46 maps `char` to nothing ("ignored"), with the `idna` package's table."""
+    try:
+        return idna.uts46_remap(char, std3_rules=False) == ""
+    except idna.IDNAError:  # disallowed: refused later, by IDNA, with its own message
+        return False
+
+
 def _refuse_characters(text: str) -> None:
     """Refuse, by name, the characters no name may hold, before any mapping."""
     name = shown(text)
@@ -93,10 +133,16 @@ def _refuse_characters(text: str) -> None:
                 f"host name {name} contains an invisible or unassigned character "
                 f"(U+{ord(char):04X})"
             )
-        if char.isascii() and not _LDH.fullmatch(char):
+        if char.isascii():
+            if not _LDH.fullmatch(char):
+                raise NameSyntaxError(
+                    f"host name {name} contains {char!r}; a host name has only letters, "
+                    "digits, '-' and '.'"
+                )
+        elif _default_ignorable(ord(char)) or _dropped_by_uts46(char):
             raise NameSyntaxError(
-                f"host name {name} contains {char!r}; a host name has only letters, digits, "
-                "'-' and '.'"
+                f"host name {name} contains an invisible character (U+{ord(char):04X}) that "
+                "IDNA would silently drop; remove it"
             )
 
 

@@ -6,6 +6,7 @@ import re
 import socket
 from ipaddress import IPv4Address, IPv6Address
 
+import idna
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -166,3 +167,66 @@ def test_check_name_never_yields_unsafe_text(text: str) -> None:
     assert not name.rsplit(".", 1)[-1].isdigit()
     with pytest.raises(OSError):
         socket.inet_aton(name)
+
+
+# Default_Ignorable_Code_Point, copied from Unicode's DerivedCoreProperties.txt (16.0): the
+# test's own oracle, independent of the module's table.
+DEFAULT_IGNORABLE = [
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+]  # fmt: skip
+
+
+def _ignored_by_uts46(low: int, high: int) -> list[int]:
+    """The code points in [low, high] that the `idna` package's UTS #46 mapping drops."""
+    dropped = []
+    for code in range(low, high + 1):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        try:
+            if idna.uts46_remap(chr(code), std3_rules=False) == "":
+                dropped.append(code)
+        except idna.IDNAError:
+            continue
+    return dropped
+
+
+def _message(text: str) -> str:
+    with pytest.raises(NameSyntaxError) as caught:
+        check_name(text)
+    return str(caught.value)
+
+
+def test_characters_uts46_drops_or_unicode_ignores_are_refused_not_dropped() -> None:
+    """TM-34: every code point UTS #46 maps to nothing (the BMP and the tag/variation plane,
+    where all of them are) and every Default_Ignorable one is refused inside a name, where
+    it used to vanish (`loc\\u3164alhost` was asked as `localhost`): 267 were accepted."""
+    ignorable = [c for low, high in DEFAULT_IGNORABLE for c in range(low, high + 1)]
+    dropped = _ignored_by_uts46(0x80, 0xFFFF) + _ignored_by_uts46(0xE0000, 0xE0FFF)
+    assert {0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0, 0x180B, 0xFE0F, 0xE0100} <= set(dropped)
+    for code in sorted(set(ignorable) | set(dropped)):
+        with pytest.raises(NameSyntaxError, match="invisible") as caught:
+            check_name(f"loc{chr(code)}alhost")
+        assert f"U+{code:04X}" in str(caught.value), hex(code)
+    assert _message("loc\u3164alhost") == (
+        "host name 'loc\\u3164alhost' contains an invisible character (U+3164) that IDNA "
+        "would silently drop; remove it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54", "localhost"),  # full-width
+        ("\uff2c\uff2f\uff23\uff21\uff2c\uff28\uff2f\uff33\uff34", "localhost"),
+        ("LocalHost", "localhost"),
+        ("K.test", "k.test"),  # KELVIN SIGN folds to k
+        ("localho\ufb06", "localhost"),  # the ligature st
+        ("\u0130.test", "xn--i-9bb.test"),
+    ],
+)
+def test_width_and_case_folding_still_work(text: str, expected: str) -> None:
+    """The legitimate mappings of UTS #46 (width, case, compatibility) are kept."""
+    assert check_name(text).ascii == expected

@@ -81,6 +81,7 @@ def test_result_json_has_a_name_only_for_names(settings: Settings) -> None:
         "address": "127.0.0.1",
         "name": "localhost",
         "resolved": ["127.0.0.1"],
+        "resolved_count": 1,
     }
 
 

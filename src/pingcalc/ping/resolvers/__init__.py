@@ -1,7 +1,7 @@
 """Resolvers of checked host names: the system's (default) and a given name server's.
 
-resolver = select_resolver("system", timeout=2.0, max_in_flight=16)
-addresses = await resolver.resolve(check_name("example.com"), family=4)
+resolver = select_resolver("system", timeout=2.0, max_in_flight=16, max_per_owner=4)
+addresses = await resolver.resolve(check_name("example.com"), family=4, owner="token-name")
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import re
 
 from pingcalc.ping.errors import TargetSyntaxError
 from pingcalc.ping.interface import Address
-from pingcalc.ping.resolvers.interface import Resolver
+from pingcalc.ping.resolvers.interface import MAX_ADDRESSES, Resolver
 from pingcalc.ping.resolvers.nameserver import NameServerResolver
 from pingcalc.ping.resolvers.system import SystemResolver
 from pingcalc.ping.target import parse_target
 
 __all__ = [
+    "MAX_ADDRESSES",
     "NameServerResolver",
     "Resolver",
     "SystemResolver",
@@ -59,9 +60,15 @@ def check_resolver_setting(text: str) -> str:
     return text
 
 
-def select_resolver(setting: str, *, timeout: float, max_in_flight: int) -> Resolver:
+def select_resolver(
+    setting: str, *, timeout: float, max_in_flight: int, max_per_owner: int | None = None
+) -> Resolver:
     """The resolver `PINGCALC_PING_RESOLVER` names, with the lookup bounds."""
     server = parse_resolver_setting(setting)
     if server is None:
-        return SystemResolver(timeout=timeout, max_in_flight=max_in_flight)
-    return NameServerResolver(*server, timeout=timeout, max_in_flight=max_in_flight)
+        return SystemResolver(
+            timeout=timeout, max_in_flight=max_in_flight, max_per_owner=max_per_owner
+        )
+    return NameServerResolver(
+        *server, timeout=timeout, max_in_flight=max_in_flight, max_per_owner=max_per_owner
+    )

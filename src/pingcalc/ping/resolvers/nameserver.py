@@ -22,6 +22,7 @@ from pingcalc.ping.errors import (
 from pingcalc.ping.interface import Address, Family
 from pingcalc.ping.names import HostName
 from pingcalc.ping.resolvers.interface import Resolver
+from pingcalc.ping.resolvers.slots import Slot
 
 if TYPE_CHECKING:
     import dns.asyncresolver
@@ -35,9 +36,15 @@ class NameServerResolver(Resolver):
     kind = "dns"
 
     def __init__(
-        self, server: Address, port: int = 53, *, timeout: float, max_in_flight: int
+        self,
+        server: Address,
+        port: int = 53,
+        *,
+        timeout: float,
+        max_in_flight: int,
+        max_per_owner: int | None = None,
     ) -> None:
-        super().__init__(timeout=timeout, max_in_flight=max_in_flight)
+        super().__init__(timeout=timeout, max_in_flight=max_in_flight, max_per_owner=max_per_owner)
         import dns.asyncresolver  # only when selected: the default path never loads dnspython
 
         self.server = server
@@ -50,7 +57,8 @@ class NameServerResolver(Resolver):
         resolver.retry_servfail = False
         self._resolver: dns.asyncresolver.Resolver = resolver
 
-    async def _lookup(self, name: HostName, family: Family | None) -> list[Address]:
+    async def _lookup(self, name: HostName, family: Family | None, slot: Slot) -> list[Address]:
+        # Cancelled with the wait (asyncio sockets): the slot is free as soon as resolve ends.
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._query(name, t)) for t in _TYPES[family]]

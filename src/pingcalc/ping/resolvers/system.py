@@ -2,9 +2,11 @@
 host's DNS configuration apply, exactly as for any other program on the host.
 
 `getaddrinfo` blocks and cannot be cancelled, so each lookup runs in its own daemon thread
-and a slot is held until that thread has returned, not merely until we stop waiting: a
-timed-out lookup still counts, so slow names cannot pile up threads behind the timeout
-(resolver DoS, T1499). Daemon threads never delay the process's exit.
+and its slot (slots.py) is held until that thread has returned, not merely until we stop
+waiting: a timed-out lookup still counts, in all and against the token that asked, so slow
+names cannot pile up threads behind the timeout, and one token cannot keep every slot busy
+(resolver DoS, T1499; glibc's retries keep a silent name's thread for about 10 s). Daemon
+threads never delay the process's exit.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any
 from pingcalc.ping.errors import NameNotFoundError, ResolutionError, ResolverFailedError
 from pingcalc.ping.interface import Address, Family
 from pingcalc.ping.names import HostName
-from pingcalc.ping.resolvers.interface import Resolver, busy
+from pingcalc.ping.resolvers.interface import Resolver
+from pingcalc.ping.resolvers.slots import Slot
 
 GetAddrInfo = Callable[..., list[tuple[Any, ...]]]
 
@@ -59,7 +62,8 @@ def _addresses(infos: list[tuple[Any, ...]]) -> list[Address]:
 
 
 class SystemResolver(Resolver):
-    """`getaddrinfo` in one daemon thread per lookup, at most `max_in_flight` threads."""
+    """`getaddrinfo` in one daemon thread per lookup, at most `max_in_flight` threads (and
+    `max_per_owner` per owner) counted until they return."""
 
     kind = "system"
 
@@ -68,9 +72,10 @@ class SystemResolver(Resolver):
         *,
         timeout: float,
         max_in_flight: int,
+        max_per_owner: int | None = None,
         getaddrinfo: GetAddrInfo = socket.getaddrinfo,
     ) -> None:
-        super().__init__(timeout=timeout, max_in_flight=max_in_flight)
+        super().__init__(timeout=timeout, max_in_flight=max_in_flight, max_per_owner=max_per_owner)
         self._getaddrinfo = getaddrinfo
         self._lock = threading.Lock()
         self._threads = 0
@@ -81,26 +86,29 @@ class SystemResolver(Resolver):
         with self._lock:
             return self._threads
 
-    async def _lookup(self, name: HostName, family: Family | None) -> list[Address]:
-        with self._lock:
-            if self._threads >= self.max_in_flight:
-                raise busy(name, self.max_in_flight)
-            self._threads += 1
+    async def _lookup(self, name: HostName, family: Family | None, slot: Slot) -> list[Address]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Address]] = loop.create_future()
         thread = threading.Thread(
             target=self._run,
-            args=(loop, future, name, family),
+            args=(loop, future, name, family, slot),
             name="pingcalc-resolve",
             daemon=True,
         )
+        slot.keep()  # the thread holds the slot too, until getaddrinfo returns
+        with self._lock:
+            self._threads += 1
         try:
             thread.start()
         except RuntimeError:
-            with self._lock:
-                self._threads -= 1
+            self._thread_done(slot)
             raise ResolverFailedError(name.ascii, "cannot start a lookup thread") from None
         return await future
+
+    def _thread_done(self, slot: Slot) -> None:
+        with self._lock:
+            self._threads -= 1
+        slot.release()
 
     def _run(
         self,
@@ -108,6 +116,7 @@ class SystemResolver(Resolver):
         future: asyncio.Future[list[Address]],
         name: HostName,
         family: Family | None,
+        slot: Slot,
     ) -> None:
         """In the lookup thread: ask getaddrinfo, free the slot, hand the outcome to the loop."""
         outcome: list[Address] | ResolutionError
@@ -119,8 +128,7 @@ class SystemResolver(Resolver):
         except Exception as exc:  # every failure becomes a fixed message
             outcome = _failure(name, exc)
         finally:
-            with self._lock:
-                self._threads -= 1
+            self._thread_done(slot)
         # The loop may be gone (the process is exiting): then nobody waits for the answer.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(_settle, future, outcome)
