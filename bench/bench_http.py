@@ -37,10 +37,12 @@ Run: `.venv/bin/python -m bench.bench_http` (`--quick`: one short round; `--json
 
 Profiling a layer on the live server: `.venv/bin/python -m bench.profile_http calculate`
 starts `pingcalc serve` as here, puts wrk on it, and meanwhile runs
-`py-spy record -r 500 -d 7 -f raw --pid PID`; it prints the functions with the most samples,
-self and inclusive. By hand: start the server with the `VARIANTS` settings, run wrk as
-`wrk_argv` does, then `.venv/bin/py-spy record -r 500 -d 7 -f raw -o profile.txt --pid PID`
-(`py-spy dump --pid PID` for one stack).
+`py-spy record -r 500 -d 7 -f raw --nonblocking --pid PID`; it prints the functions with the
+most samples, self and inclusive. By hand: start the server with the `VARIANTS` settings, run
+wrk as `wrk_argv` does, then `.venv/bin/py-spy record -r 500 -d 7 -f raw -o profile.txt
+--pid PID` (`py-spy dump --pid PID` for one stack). Without `--nonblocking`, py-spy stops the
+server for each sample and the stops land at the end of system calls: file and socket writes
+and `stat` then look several times costlier than they are (bench/profile_http.py).
 """
 
 from __future__ import annotations

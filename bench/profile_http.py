@@ -3,12 +3,13 @@
 Starts `pingcalc serve` with bench/bench_http.py's settings for one variant (default: every
 control on), pinned to the server core; puts the benchmark's wrk load on one endpoint from
 the other core; meanwhile samples the server with
-`py-spy record -r 500 -d 7 -f raw --pid PID` (py-spy on the load core too). Prints the
-functions with the most samples, self (the frame on top of the stack) and inclusive
-(anywhere in it), as shares of all samples. py-spy leaves out samples where the thread waits
-(epoll), so the shares are of the time the server is busy. Python frames only: C code
-(httptools' parser, uvloop, the kernel's socket work) shows as the Python frame that called
-it.
+`py-spy record -r 500 -d 7 -f raw --nonblocking --pid PID` (py-spy on the load core too).
+Prints the functions with the most samples, self (the frame on top of the stack) and
+inclusive (anywhere in it), as shares of all samples; a nonblocking read sometimes gets a
+partial stack, so even the outermost frames stay under 100 %. py-spy leaves out samples where
+the thread waits (epoll), so the shares are of the time the server is busy. Python frames
+only: C code (httptools' parser, uvloop, the kernel's socket work) shows as the Python frame
+that called it.
 
 Run: `.venv/bin/python -m bench.profile_http calculate [--variant NAME] [--out FILE]`.
 """
@@ -31,6 +32,11 @@ PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
 RATE = 500
 SECONDS = 7
 TOP = 25
+# py-spy's default stops the server for each sample; a stop takes effect when the thread next
+# returns to user space, most often at the end of a system call, so frames that make system
+# calls (socket and file writes, `stat`) collect more than their share of samples.
+# --nonblocking reads the stacks without stopping it: samples are spread evenly in time.
+NONBLOCKING = ("--nonblocking",)
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^:()]*)(?::\d+)?\)$")
 
 
@@ -84,7 +90,8 @@ def profile(endpoint: str, variant: str, out: Path) -> str:
             try:
                 subprocess.run(
                     pinned([PY_SPY, "record", "-r", str(RATE), "-d", str(SECONDS), "-f", "raw",
-                            "-o", str(out), "--pid", str(server.process.pid)], load_core),
+                            *NONBLOCKING, "-o", str(out), "--pid", str(server.process.pid)],
+                           load_core),
                     capture_output=True, timeout=SECONDS + 30, check=True,
                 )  # fmt: skip
             finally:

@@ -44,7 +44,43 @@ MISSED_NOTES: dict[str, str] = {
 # What profiling found (bench/profile_http.py: py-spy on the live server under the wrk load
 # of section 2). Written by hand after a run; update it when the code changes.
 PROFILE_NOTES = """\
-PROFILE_PLACEHOLDER
+Measured 2026-12-06 on the request path of issue 19 (pure-ASGI edge, gatekeeper, GCRA limits,
+guarded httptools protocol with a one-write response), with `python -m bench.profile_http
+calculate` (py-spy 0.4, `--nonblocking`, on the live `pingcalc serve` under section 2's wrk
+load), cProfile over the in-process application, and section 2's attribution table.
+
+Where a calculation's ~113 µs of server CPU go:
+
+- About 60 µs (a little over half) is outside pingcalc's code: uvicorn's httptools protocol
+  (with pingcalc's guarded subclass), the uvloop event loop, the socket read and the one-write
+  response (`GuardedCycle.send`, 12 % of samples, is mostly the `write` system call). The bare
+  FastAPI app pays more there (~73 µs: its ~154 µs on the server less its ~81 µs in-process,
+  with uvicorn's own two-write response): this is now the largest item, and it belongs to the
+  server stack, not to any control.
+- About 53 µs is the application. The two flushed JSON lines are its largest parts: the audit
+  record (`Auditor.emit`, ~12 µs in-process) and the access line (~9 µs in-process; 12 µs on
+  the server by the settings difference, 19 µs on /healthz, a third of that route's CPU). The
+  two GCRA limiter checks cost a few µs (the settings difference is within its noise), the
+  gate as a whole ~3.5 µs, the body parse 0.7 µs, a repeated expression 0.1 µs.
+
+Not changed here (the benchmark work does not touch `src/`), for the next round:
+
+1. Secret scrubbing per field. `audit.fields.shape` runs `logs.redact_secrets`, i.e. a Python
+   call and a regular-expression search per string field (7 of the record's 9), ~4.8 µs of the
+   record's ~6.2 µs `shape`; `logs.write_event` does the same per field of the access line.
+   Testing the rendered line once (`"pc_" in line or "bearer" in line.lower()`, ~0.5 µs for
+   the 238-character record; the compiled `_SECRET_HINT` over the whole line is slower, ~3 µs)
+   and scrubbing field by field only on a hit keeps the guarantee for about 4 µs less per line,
+   ~8 µs (7 %) per calculation.
+2. Start time. `pingcalc.throttle.redis_link` imports `redis.asyncio` at import time, also with
+   `memory://` storage: the largest single package of the image's start (~40-50 ms of ~330-370
+   ms under `-X importtime`; 35-85 ms measured directly in the container), while pingcalc's
+   start above Docker's floor is ~0.09 s longer than the bare app's (section 4). Importing it
+   where a `redis://` URI is used would close much of that gap.
+3. Profiling method. py-spy's default mode stops the server for each sample, and the stops land
+   at the ends of system calls: it put 8 % of samples in the tokens file's per-request
+   `os.stat` (0.9 µs in-process) and 27 % in `Auditor.emit` (10 % with `--nonblocking`, in line
+   with its in-process cost). bench/profile_http.py uses `--nonblocking`.
 """
 
 ENDPOINT_PATHS = {"calculate": "/api/v1/calculate", "healthz": "/healthz"}
@@ -332,10 +368,34 @@ def _http(http: dict[str, Any]) -> list[str]:
                 for endpoint, ratio in by_endpoint.items()
             ],
         ),
+        *_p99_caveat(http),
         *_attribution(http),
         "Load average (1 min) at the start of each round: "
         + ", ".join(f"{x:.2f}" for x in http.get("loadavg_per_round", []))
         + ".",
+        "",
+    ]
+
+
+# A per-round p99 ratio spread wider than this (max over min) says the tail measured other
+# processes' bursts more than the servers.
+P99_SPREAD_WARNING = 3.0
+
+
+def _p99_caveat(http: dict[str, Any]) -> list[str]:
+    """A warning when the p99 ratios of pingcalc against bare FastAPI are mostly noise."""
+    wide = [
+        f"{ENDPOINT_PATHS[endpoint]} {_range(ratio['p99'], 2, 'x')}"
+        for endpoint, ratio in http["ratio_vs_bare"].get("pingcalc", {}).items()
+        if ratio["p99"]["max"] > P99_SPREAD_WARNING * ratio["p99"]["min"]
+    ]
+    if not wide:
+        return []
+    return [
+        f"The per-round p99 ratios of pingcalc over bare FastAPI spread over more than "
+        f"{P99_SPREAD_WARNING:g}x ({'; '.join(wide)}): at this load the tail mostly measures "
+        "other processes' bursts, so the p99 verdicts are weak evidence; requests per server "
+        "CPU-second is the robust comparison.",
         "",
     ]
 
