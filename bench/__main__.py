@@ -172,24 +172,6 @@ def _versions(packages: tuple[str, ...]) -> dict[str, str]:
     return versions
 
 
-def kept_sections(path: Path, measuring: list[str]) -> dict[str, Any]:
-    """The sections of an earlier full run at `path` that this run does not measure, each
-    stamped with when it was measured (if it is not already)."""
-    if not path.exists():
-        return {}
-    earlier = json.loads(path.read_text())
-    if earlier.get("quick"):
-        return {}
-    kept = {}
-    for name, section in earlier.get("sections", {}).items():
-        if name in measuring or name not in SECTIONS:
-            continue
-        section.setdefault("measured_at", earlier.get("generated_at", "?"))
-        section.setdefault("loadavg", earlier.get("machine", {}).get("loadavg", "?"))
-        kept[name] = section
-    return kept
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
@@ -205,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_section(args.child, args.quick)))
         return 0
     from bench.report import render, targets
+    from bench.results import kept_sections
 
     if args.render:
         args.doc.write_text(render(json.loads(args.results.read_text())))
@@ -223,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "sections": {},
     }
-    kept = kept_sections(args.results, names) if args.only and not args.quick else {}
+    kept = kept_sections(args.results, names, SECTIONS) if args.only and not args.quick else {}
     for name in names:
         section_started = time.monotonic()
         section_load = os.getloadavg()[0]

@@ -189,7 +189,7 @@ def test_committed_report_is_rendered_from_committed_results(bench: Any) -> None
 
 def test_only_keeps_the_other_sections_of_an_earlier_full_run(tmp_path: Path, bench: Any) -> None:
     """`--only http` re-measures http and keeps the evaluator's earlier figures, stamped."""
-    from bench.__main__ import kept_sections
+    from bench.results import kept_sections
 
     earlier = tmp_path / "results.json"
     earlier.write_text(json.dumps({
@@ -197,7 +197,7 @@ def test_only_keeps_the_other_sections_of_an_earlier_full_run(tmp_path: Path, be
         "machine": {"loadavg": "0.5 / 0.6"},
         "sections": {"evaluator": {"fresh_over_simpleeval": 2.0}, "http": {"old": True}},
     }))  # fmt: skip
-    kept = kept_sections(earlier, ["http"])
+    kept = kept_sections(earlier, ["http"], ("evaluator", "http", "ping"))
     assert set(kept) == {"evaluator"}
     assert kept["evaluator"]["measured_at"] == "2025-01-01T00:00:00+00:00"
     assert kept["evaluator"]["fresh_over_simpleeval"] == 2.0
