@@ -47,21 +47,23 @@ PROFILE_NOTES = """\
 Measured 2026-12-06 on the request path of issue 19 (pure-ASGI edge, gatekeeper, GCRA limits,
 guarded httptools protocol with a one-write response), with `python -m bench.profile_http
 calculate` (py-spy 0.4, `--nonblocking`, on the live `pingcalc serve` under section 2's wrk
-load), cProfile over the in-process application, and section 2's attribution table.
+load), cProfile over the in-process application, and section 2's attribution table. Figures
+below are section 2's of this run; an earlier run the same morning (load 3.5-5.6) gave 1.36x
+and 1.64x for the two CPU ratios and the same attribution within a few µs.
 
-Where a calculation's ~113 µs of server CPU go:
+Where a calculation's ~119 µs of server CPU go:
 
-- About 60 µs (a little over half) is outside pingcalc's code: uvicorn's httptools protocol
+- About 65 µs (a little over half) is outside pingcalc's code: uvicorn's httptools protocol
   (with pingcalc's guarded subclass), the uvloop event loop, the socket read and the one-write
   response (`GuardedCycle.send`, 12 % of samples, is mostly the `write` system call). The bare
-  FastAPI app pays more there (~73 µs: its ~154 µs on the server less its ~81 µs in-process,
-  with uvicorn's own two-write response): this is now the largest item, and it belongs to the
-  server stack, not to any control.
-- About 53 µs is the application. The two flushed JSON lines are its largest parts: the audit
-  record (`Auditor.emit`, ~12 µs in-process) and the access line (~9 µs in-process; 12 µs on
-  the server by the settings difference, 19 µs on /healthz, a third of that route's CPU). The
-  two GCRA limiter checks cost a few µs (the settings difference is within its noise), the
-  gate as a whole ~3.5 µs, the body parse 0.7 µs, a repeated expression 0.1 µs.
+  FastAPI app pays about as much there (~71 µs: its ~155 µs on the server less its ~84 µs
+  in-process, with uvicorn's own two-write response): this is now the largest item, and it
+  belongs to the server stack, not to any control.
+- About 54 µs is the application. The two flushed JSON lines are its largest parts: the audit
+  record (`Auditor.emit`, ~12 µs in-process) and the access line (~9 µs in-process; ~15 µs on
+  the server by the settings difference, ~18 µs on /healthz, 30 % of that route's CPU). The
+  two GCRA limiter checks cost a few µs (~4 µs by the settings difference, near its noise),
+  the gate as a whole ~3.5 µs, the body parse 0.7 µs, a repeated expression 0.1 µs.
 
 Not changed here (the benchmark work does not touch `src/`), for the next round:
 
@@ -74,9 +76,10 @@ Not changed here (the benchmark work does not touch `src/`), for the next round:
    ~8 µs (7 %) per calculation.
 2. Start time. `pingcalc.throttle.redis_link` imports `redis.asyncio` at import time, also with
    `memory://` storage: the largest single package of the image's start (~40-50 ms of ~330-370
-   ms under `-X importtime`; 35-85 ms measured directly in the container), while pingcalc's
-   start above Docker's floor is ~0.09 s longer than the bare app's (section 4). Importing it
-   where a `redis://` URI is used would close much of that gap.
+   ms under `-X importtime`; 35-85 ms measured directly in the container). Against the bare
+   app, pingcalc's start above Docker's floor differed by +0.09 s in the earlier run and by
+   -0.01 s in this one (section 4): within the noise here, but importing redis only where a
+   `redis://` URI is used is a free saving.
 3. Profiling method. py-spy's default mode stops the server for each sample, and the stops land
    at the ends of system calls: it put 8 % of samples in the tokens file's per-request
    `os.stat` (0.9 µs in-process) and 27 % in `Auditor.emit` (10 % with `--nonblocking`, in line
