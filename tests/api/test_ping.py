@@ -70,8 +70,9 @@ def test_ping_uses_default_count_and_settings_bounds(
             == 200
         )
     [call] = fake.backend.calls
-    assert (call.count, call.timeout) == (2, 0.5)
-    assert call.deadline >= (call.count - 1) * call.interval + call.timeout
+    echoes = call.echoes
+    assert (echoes.count, echoes.timeout) == (2, 0.5)
+    assert echoes.deadline >= (echoes.count - 1) * echoes.interval + echoes.timeout
 
 
 def test_ping_count_above_configured_maximum_is_422(

@@ -24,6 +24,7 @@ from dns_server import DnsServer
 from ping_fakes import PING_GROUP_RANGE, datagram_icmp_allowed
 from pingcalc.ping import (
     DatagramBackend,
+    Echoes,
     PingBackend,
     PingEvent,
     PingPlan,
@@ -32,7 +33,6 @@ from pingcalc.ping import (
     SubprocessBackend,
     SystemResolver,
     TargetPolicy,
-    deadline_for,
     parse_target,
     resolve_target,
     select_backend,
@@ -82,15 +82,8 @@ def ping_path() -> str:
 
 
 def _ping(backend: PingBackend, target: str, count: int = 3) -> PingResult:
-    return asyncio.run(
-        backend.ping(
-            parse_target(target),
-            count=count,
-            timeout=1.0,
-            interval=0.2,
-            deadline=deadline_for(count, timeout=1.0, interval=0.2),
-        )
-    )
+    echoes = Echoes.bounded(count, timeout=1.0, interval=0.2)
+    return asyncio.run(backend.ping(parse_target(target), echoes))
 
 
 def _assert_all_answered(result: PingResult, target: str, count: int, backend: str) -> None:
@@ -201,13 +194,8 @@ def _stamped_stream(backend: PingBackend, target: str, count: int) -> Stamped:
 
     async def run() -> Stamped:
         started = time.monotonic()
-        stream = backend.stream(
-            parse_target(target),
-            count=count,
-            timeout=1.0,
-            interval=0.2,
-            deadline=deadline_for(count, timeout=1.0, interval=0.2),
-        )
+        echoes = Echoes.bounded(count, timeout=1.0, interval=0.2)
+        stream = backend.stream(parse_target(target), echoes)
         async with contextlib.aclosing(stream) as events:
             return [(time.monotonic() - started, item) async for item in events]
 
@@ -242,9 +230,8 @@ async def _cancel_after_first_event(backend: PingBackend) -> None:
     first = asyncio.Event()
 
     async def consume() -> None:
-        stream = backend.stream(
-            parse_target("127.0.0.1"), count=5, timeout=1.0, interval=0.5, deadline=10.0
-        )
+        echoes = Echoes(count=5, timeout=1.0, interval=0.5, deadline=10.0)
+        stream = backend.stream(parse_target("127.0.0.1"), echoes)
         async with contextlib.aclosing(stream) as events:
             async for _ in events:
                 first.set()
@@ -298,7 +285,7 @@ def test_name_from_etc_hosts_is_pinged_at_its_checked_loopback_address(ping_path
     """The system resolver reads /etc/hosts: `localhost` is resolved once and pinged by address."""
 
     async def run() -> PingResult:
-        plan = PingPlan(count=2, timeout=1.0, interval=0.2, deadline=3.0, family=4)
+        plan = PingPlan(Echoes(count=2, timeout=1.0, interval=0.2, deadline=3.0), family=4)
         resolver = SystemResolver(timeout=2.0, max_in_flight=2)
         destination = await resolve_target(
             "localhost", policy=TargetPolicy(), resolver=resolver, family=4

@@ -18,6 +18,7 @@ import pytest
 from pingcalc.ping import (
     BackendUnavailableError,
     DatagramBackend,
+    Echoes,
     PingResult,
     Reply,
     RttStats,
@@ -99,7 +100,7 @@ def test_argv_is_fixed_and_ends_with_normalised_address() -> None:
     """The argv is a list (no shell), options first, `--`, then only the normalised address."""
     mapped = IPv6Address("::ffff:7f00:1").ipv4_mapped
     assert mapped is not None
-    argv = build_argv("/usr/bin/ping", mapped, count=3, timeout=1.0, interval=0.2)
+    argv = build_argv("/usr/bin/ping", mapped, Echoes.bounded(3, timeout=1.0, interval=0.2))
     assert argv == [
         "/usr/bin/ping",
         "-4",
@@ -113,13 +114,14 @@ def test_argv_is_fixed_and_ends_with_normalised_address() -> None:
         "--",
         "127.0.0.1",
     ]
-    argv6 = build_argv("/usr/bin/ping", ip_address("0:0::1"), count=1, timeout=0.5, interval=0.0)
+    one = Echoes.bounded(1, timeout=0.5, interval=0.0)
+    argv6 = build_argv("/usr/bin/ping", ip_address("0:0::1"), one)
     assert argv6 == ["/usr/bin/ping", "-6", "-n", "-c", "1", "-W", "0.5", "--", "::1"]
 
 
 def test_argv_interval_respects_unprivileged_minimum() -> None:
     """An interval below iputils' 200 ms user minimum is raised to it instead of failing."""
-    argv = build_argv("/usr/bin/ping", LOOPBACK_V4, count=2, timeout=1.0, interval=0.0)
+    argv = build_argv("/usr/bin/ping", LOOPBACK_V4, Echoes.bounded(2, timeout=1.0, interval=0.0))
     assert argv[argv.index("-i") + 1] == str(MIN_INTERVAL_SECONDS)
 
 
@@ -136,7 +138,7 @@ IPUTILS_OUTPUT = b"""PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.
 
 def test_output_parser_drops_duplicates_and_foreign_sequences() -> None:
     """Duplicates and sequence numbers outside the request are not counted as replies."""
-    sent, replies = parse_output(IPUTILS_OUTPUT, count=3, timeout=1.0)
+    sent, replies = parse_output(IPUTILS_OUTPUT, Echoes.bounded(3, timeout=1.0, interval=0.2))
     assert sent == 3
     assert [(r.seq, r.rtt_ms) for r in replies] == [(1, 0.058), (3, 12.5)]
 
@@ -154,7 +156,7 @@ def test_subprocess_backend_kills_ping_at_the_deadline(tmp_path: Path) -> None:
     backend = SubprocessBackend(_fake_ping(tmp_path, f"echo $$ > {pid_file}\nexec sleep 30\n"))
     started = time.monotonic()
     result = asyncio.run(
-        backend.ping(LOOPBACK_V4, count=1, timeout=0.2, interval=0.2, deadline=0.5)
+        backend.ping(LOOPBACK_V4, Echoes(count=1, timeout=0.2, interval=0.2, deadline=0.5))
     )
     assert time.monotonic() - started < 2.0
     assert result.received == 0 and result.loss_percent == 100.0
@@ -171,7 +173,9 @@ def test_subprocess_backend_reports_a_ping_that_cannot_run(tmp_path: Path) -> No
         _fake_ping(tmp_path, 'echo "ping: socket: Operation not permitted" >&2\nexit 2\n')
     )
     with pytest.raises(BackendUnavailableError, match="Operation not permitted"):
-        asyncio.run(backend.ping(LOOPBACK_V4, count=1, timeout=0.2, interval=0.2, deadline=2))
+        asyncio.run(
+            backend.ping(LOOPBACK_V4, Echoes(count=1, timeout=0.2, interval=0.2, deadline=2))
+        )
 
 
 def test_subprocess_backend_passes_no_shell_and_a_minimal_environment(tmp_path: Path) -> None:
@@ -182,9 +186,8 @@ def test_subprocess_backend_passes_no_shell_and_a_minimal_environment(tmp_path: 
     )
     os.environ["PINGCALC_LEAK_CHECK"] = "secret"
     try:
-        result = asyncio.run(
-            backend.ping(LOOPBACK_V4, count=2, timeout=0.3, interval=0.2, deadline=2)
-        )
+        echoes = Echoes(count=2, timeout=0.3, interval=0.2, deadline=2)
+        result = asyncio.run(backend.ping(LOOPBACK_V4, echoes))
     finally:
         del os.environ["PINGCALC_LEAK_CHECK"]
     seen = out.read_text().splitlines()
@@ -228,7 +231,7 @@ def test_auto_without_any_backend_refuses_pings(monkeypatch: pytest.MonkeyPatch)
     backend, reason = select_backend("auto")
     assert isinstance(backend, UnavailableBackend) and "no ping binary" in reason
     with pytest.raises(BackendUnavailableError):
-        asyncio.run(backend.ping(LOOPBACK_V4, count=1, timeout=1, interval=1, deadline=1))
+        asyncio.run(backend.ping(LOOPBACK_V4, Echoes(count=1, timeout=1, interval=1, deadline=1)))
 
 
 def test_explicit_backend_that_cannot_work_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -248,7 +251,9 @@ def test_datagram_exchange_accepts_only_its_own_timely_replies() -> None:
     """Forged, foreign, duplicate, late and non-reply datagrams are not counted (spoofing)."""
     ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     ours.setblocking(False)
-    exchange = _Exchange(ours, count=3, timeout=0.5, reply_type=ICMP_ECHO_REPLY)
+    exchange = _Exchange(
+        ours, Echoes.bounded(3, timeout=0.5, interval=0.2), reply_type=ICMP_ECHO_REPLY
+    )
     now = time.perf_counter()
     exchange.sent_at.update({1: now, 2: now, 3: now - 5.0})
 

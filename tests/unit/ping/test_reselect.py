@@ -17,6 +17,7 @@ import pytest
 from ping_fakes import RecordingBackend
 from pingcalc.ping import (
     BackendUnavailableError,
+    Echoes,
     FamilyUnavailableError,
     PingResult,
     ReselectingBackend,
@@ -55,7 +56,7 @@ class Host:
 
 
 def _ping(backend: ReselectingBackend) -> PingResult:
-    return asyncio.run(backend.ping(LOOPBACK, count=1, timeout=1, interval=0.2, deadline=2))
+    return asyncio.run(backend.ping(LOOPBACK, Echoes(count=1, timeout=1, interval=0.2, deadline=2)))
 
 
 def test_reselects_at_most_once_per_interval_and_reports_the_switch_once(
@@ -109,11 +110,11 @@ def test_backend_failing_at_run_time_is_replaced_once(
     monkeypatch.setattr(host.sent, "ping", _refuse)
     replaced: list[Any] = []
 
-    async def fallback(address: Any, **kwargs: Any) -> PingResult:
+    async def fallback(address: Any) -> PingResult:
         replaced.append(address)
         return PingResult.build(address, sent=1, replies=[], backend="subprocess")
 
-    monkeypatch.setattr(SubprocessBackend, "ping", lambda self, address, **kw: fallback(address))
+    monkeypatch.setattr(SubprocessBackend, "ping", lambda self, address, *_: fallback(address))
     clock.now += RESELECT_INTERVAL_SECONDS
     assert _ping(backend).backend == "subprocess"
     assert replaced == [LOOPBACK] and backend.name == "subprocess"
