@@ -76,6 +76,10 @@ class RecordingBackend(PingBackend):
             raise
         return PingResult.build(address, sent=count, replies=replies, backend=self.name)
 
+    def pinged(self) -> list[str]:
+        """The addresses of the calls so far, in order, as text."""
+        return [str(call.address) for call in self.calls]
+
 
 @dataclass
 class FakeApp(Generic[B]):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import fcntl
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,19 @@ from tests_support import AuditKeys, LiveServer, Tokens, audit_records, log_reco
 CALC = {"expression": "6*7"}
 
 
+@contextmanager
+def swapped(path: Path, aside: Path, stand_in: Callable[[Path], object]) -> Iterator[None]:
+    """`path` moved to `aside` and `stand_in(path)` made in its place for the block; the
+    original is put back afterwards, also when the block fails."""
+    path.rename(aside)
+    stand_in(path)
+    try:
+        yield
+    finally:
+        path.unlink()
+        aside.rename(path)
+
+
 def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
     server_factory: Callable[..., LiveServer], tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
@@ -31,10 +45,9 @@ def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
     server = server_factory(env=audit_keys.env(audit_dir / "audit.jsonl"))
     with server.client("calc") as client:
         assert client.post("/api/v1/calculate", json=CALC).status_code == 200
-        moved = tmp_path / "audit.moved"
-        audit_dir.rename(moved)
-        audit_dir.write_text("not a directory any more")
-        try:
+        with swapped(
+            audit_dir, tmp_path / "audit.moved", lambda p: p.write_text("not a directory any more")
+        ):
             first = client.post("/api/v1/calculate", json={"expression": "1+1"})
             assert first.status_code == 503, first.text
             assert first.json()["type"].endswith("audit-unavailable")
@@ -47,9 +60,6 @@ def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
             assert refused[-1]["event"] == "calculation_rejected"
             assert refused[-1]["reason"] == "audit_unavailable"
             assert client.get("/readyz").status_code == 503
-        finally:
-            audit_dir.unlink()
-            moved.rename(audit_dir)
         assert client.get("/readyz").status_code == 200
         assert client.post("/api/v1/calculate", json=CALC).status_code == 200
     # Nothing answered 200 without its record in the file.
@@ -70,14 +80,8 @@ def test_the_first_ping_after_the_audit_directory_is_replaced_is_refused(
         ping = {"target": "127.0.0.1", "count": 1}
         with server.client("pinger") as client:
             assert client.post("/api/v1/ping", json=ping).status_code == 200
-            moved = tmp_path / "audit.moved"
-            audit_dir.rename(moved)
-            audit_dir.write_text("")
-            try:
+            with swapped(audit_dir, tmp_path / "audit.moved", lambda p: p.write_text("")):
                 assert client.post("/api/v1/ping", json=ping).status_code == 503
-            finally:
-                audit_dir.unlink()
-                moved.rename(audit_dir)
             assert client.post("/api/v1/ping", json=ping).status_code == 200
 
 
@@ -126,16 +130,10 @@ def test_an_audit_file_swapped_for_a_symlink_is_refused(
     live = audit_dir / "audit.jsonl"
     with server.client("calc") as client:
         assert client.post("/api/v1/calculate", json=CALC).status_code == 200
-        saved = tmp_path / "audit.saved"
-        live.rename(saved)
-        live.symlink_to("/dev/null")
-        try:
+        with swapped(live, tmp_path / "audit.saved", lambda p: p.symlink_to("/dev/null")):
             for _ in range(3):
                 assert client.post("/api/v1/calculate", json=CALC).status_code == 503
             assert client.get("/readyz").status_code == 503
-        finally:
-            live.unlink()
-            saved.rename(live)
         assert client.get("/readyz").status_code == 200
         assert client.post("/api/v1/calculate", json=CALC).status_code == 200
 
