@@ -30,6 +30,27 @@ def process_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_pingcalc(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 30,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """`pingcalc ARGS` run to its exit with only the PINGCALC_* settings in `env` (see
+    `process_env`), stdout and stderr captured as text; the caller judges the exit status
+    unless `check`."""
+    return subprocess.run(
+        [PINGCALC, *args],
+        cwd=cwd,
+        env=process_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remove every PINGCALC_* variable so a test sees only what it sets."""
     for key in list(os.environ):

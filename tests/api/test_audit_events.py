@@ -23,15 +23,7 @@ from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.audit import FIXED_FIELDS, verify
 from pingcalc.settings import Settings
-from tests_support import (
-    PINGCALC,
-    AuditKeys,
-    LiveServer,
-    Tokens,
-    audit_records,
-    file_records,
-    process_env,
-)
+from tests_support import AuditKeys, LiveServer, Tokens, audit_records, file_records, run_pingcalc
 
 Record = dict[str, Any]
 
@@ -262,11 +254,8 @@ def test_capacity_rejection_is_audited(
 def run_cli(
     tokens: Tokens, keys: AuditKeys, audit_file: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = process_env()
-    env.update(keys.env(audit_file), PINGCALC_TOKENS_FILE=str(tokens.path))
-    return subprocess.run(
-        [PINGCALC, *args], capture_output=True, text=True, env=env, timeout=30, check=True
-    )
+    env = {**keys.env(audit_file), "PINGCALC_TOKENS_FILE": str(tokens.path)}
+    return run_pingcalc(*args, env=env, check=True)
 
 
 def test_token_created_and_revoked_are_audited_without_the_secret(
