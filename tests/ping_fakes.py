@@ -116,6 +116,15 @@ def app_with_backend(settings: Settings, backend: B) -> FakeApp[B]:
     return FakeApp(create_app(settings, services=services), backend, stream)
 
 
+def ping_script(directory: Path, body: str = "exit 0\n") -> str:
+    """The path of an executable shell script `ping` in `directory` that runs `body`: a
+    stand-in for the system ping that the subprocess backend and selection accept."""
+    script = directory / "ping"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return str(script)
+
+
 @contextmanager
 def datagram_icmp_allowed() -> Iterator[None]:
     """Let every group open datagram ICMP sockets for the block, then restore the old range.

@@ -20,6 +20,10 @@ import pytest
 from pingcalc.auth import create_token
 
 PINGCALC = str(Path(sys.executable).with_name("pingcalc"))
+# The documented keys of a ping result for an IP target (the API's answer, `--json`): pinned.
+PING_RESULT_KEYS = frozenset(
+    {"target", "family", "sent", "received", "loss_percent", "rtt_ms", "replies", "backend"}
+)
 
 
 def process_env(**extra: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from ping_fakes import RecordingApp, RecordingBackend, app_with_backend
 from pingcalc.ping import UnavailableBackend
 from pingcalc.settings import Settings
-from tests_support import Tokens
+from tests_support import PING_RESULT_KEYS, Tokens
 
 URL = "/api/v1/ping"
 # How long the fake backend holds a slot in the concurrency test; margins for a busy CI box.
@@ -39,16 +39,7 @@ def test_ping_returns_result_shape(api: TestClient, fake: RecordingApp, tokens: 
     response = api.post(URL, json={"target": "::1", "count": 2}, headers=tokens.header("pinger"))
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {
-        "target",
-        "family",
-        "sent",
-        "received",
-        "loss_percent",
-        "rtt_ms",
-        "replies",
-        "backend",
-    }
+    assert set(body) == PING_RESULT_KEYS
     assert (body["target"], body["family"], body["sent"], body["received"]) == ("::1", 6, 2, 2)
     assert set(body["rtt_ms"]) == {"min", "avg", "max", "stddev"}
     assert [r["seq"] for r in body["replies"]] == [1, 2]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ping_fakes import ping_script
 from pingcalc.ping import (
     BackendUnavailableError,
     DatagramBackend,
@@ -30,6 +31,7 @@ from pingcalc.ping import (
 from pingcalc.ping import selection as select_module
 from pingcalc.ping.datagram import ICMP_ECHO_REPLY, _Exchange
 from pingcalc.ping.subprocess_backend import MIN_INTERVAL_SECONDS, build_argv, parse_output
+from tests_support import PING_RESULT_KEYS
 
 LOOPBACK_V4 = ip_address("127.0.0.1")
 LOOPBACK_V6 = ip_address("::1")
@@ -75,16 +77,7 @@ def test_result_counts_partial_loss_and_orders_replies() -> None:
     )
     assert result.loss_percent == 50.0 and result.family == 6
     assert [r.seq for r in result.replies] == [1, 3]
-    assert set(result.to_dict()) == {
-        "target",
-        "family",
-        "sent",
-        "received",
-        "loss_percent",
-        "rtt_ms",
-        "replies",
-        "backend",
-    }
+    assert set(result.to_dict()) == PING_RESULT_KEYS
 
 
 def test_deadline_grows_with_count_and_timeout() -> None:
@@ -143,17 +136,10 @@ def test_output_parser_drops_duplicates_and_foreign_sequences() -> None:
     assert [(r.seq, r.rtt_ms) for r in replies] == [(1, 0.058), (3, 12.5)]
 
 
-def _fake_ping(tmp_path: Path, body: str) -> str:
-    script = tmp_path / "fake-ping"
-    script.write_text("#!/bin/sh\n" + body)
-    script.chmod(0o755)
-    return str(script)
-
-
 def test_subprocess_backend_kills_ping_at_the_deadline(tmp_path: Path) -> None:
     """A ping that hangs is stopped at the deadline: the request cannot pin a worker (T1499)."""
     pid_file = tmp_path / "pid"
-    backend = SubprocessBackend(_fake_ping(tmp_path, f"echo $$ > {pid_file}\nexec sleep 30\n"))
+    backend = SubprocessBackend(ping_script(tmp_path, f"echo $$ > {pid_file}\nexec sleep 30\n"))
     started = time.monotonic()
     result = asyncio.run(
         backend.ping(LOOPBACK_V4, Echoes(count=1, timeout=0.2, interval=0.2, deadline=0.5))
@@ -170,7 +156,7 @@ def test_subprocess_backend_kills_ping_at_the_deadline(tmp_path: Path) -> None:
 def test_subprocess_backend_reports_a_ping_that_cannot_run(tmp_path: Path) -> None:
     """A permission failure is BackendUnavailableError (503), not a silent 100 % loss."""
     backend = SubprocessBackend(
-        _fake_ping(tmp_path, 'echo "ping: socket: Operation not permitted" >&2\nexit 2\n')
+        ping_script(tmp_path, 'echo "ping: socket: Operation not permitted" >&2\nexit 2\n')
     )
     with pytest.raises(BackendUnavailableError, match="Operation not permitted"):
         asyncio.run(
@@ -182,7 +168,7 @@ def test_subprocess_backend_passes_no_shell_and_a_minimal_environment(tmp_path: 
     """The fake ping sees exactly the argv (one item per argument) and no inherited secrets."""
     out = tmp_path / "seen"
     backend = SubprocessBackend(
-        _fake_ping(tmp_path, f'printf "%s\\n" "$@" > {out}\nenv | sort >> {out}\nexit 1\n')
+        ping_script(tmp_path, f'printf "%s\\n" "$@" > {out}\nenv | sort >> {out}\nexit 1\n')
     )
     os.environ["PINGCALC_LEAK_CHECK"] = "secret"
     try:
@@ -202,10 +188,7 @@ def test_subprocess_backend_passes_no_shell_and_a_minimal_environment(tmp_path: 
 @pytest.fixture
 def fake_ping(tmp_path: Path) -> str:
     """An executable that stands for the ping binary (selection only checks it may run)."""
-    path = tmp_path / "ping"
-    path.write_text("#!/bin/sh\nexit 0\n")
-    path.chmod(0o755)
-    return str(path)
+    return ping_script(tmp_path)
 
 
 def test_auto_prefers_datagram_when_permitted(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ping_fakes import RecordingBackend
+from ping_fakes import RecordingBackend, ping_script
 from pingcalc.ping import (
     BackendUnavailableError,
     Echoes,
@@ -100,11 +100,8 @@ def test_backend_failing_at_run_time_is_replaced_once(
     host, clock = Host(monkeypatch), Clock()
     switches: list[dict[str, Any]] = []
     host.sockets_allowed = True
-    binary = tmp_path / "ping"
-    binary.write_text("#!/bin/sh\nexit 0\n")
-    binary.chmod(0o755)
     backend = ReselectingBackend(
-        "auto", ping_path=str(binary), on_switch=switches.append, clock=clock
+        "auto", ping_path=ping_script(tmp_path), on_switch=switches.append, clock=clock
     )
     host.sockets_allowed = False
     monkeypatch.setattr(host.sent, "ping", _refuse)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ping_fakes import RecordingBackend
+from ping_fakes import RecordingBackend, ping_script
 from pingcalc.ping import Echoes, Lost, PingEvent, PingResult, Reply, SubprocessBackend
 from pingcalc.ping.datagram import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, _Exchange
 
@@ -147,16 +147,9 @@ def test_datagram_exchange_reports_each_reply_and_expiry_once_as_it_happens() ->
         peer.close()
 
 
-def _fake_ping(tmp_path: Path, body: str) -> str:
-    script = tmp_path / "fake-ping"
-    script.write_text("#!/bin/sh\n" + body)
-    script.chmod(0o755)
-    return str(script)
-
-
 def test_subprocess_backend_reports_reply_lines_as_ping_prints_them(tmp_path: Path) -> None:
     """Each reply line is an event when printed; unanswered echoes are timeouts at the exit."""
-    script = _fake_ping(
+    script = ping_script(
         tmp_path,
         'echo "64 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=0.05 ms"\n'
         "sleep 0.4\n"
