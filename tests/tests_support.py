@@ -95,6 +95,10 @@ class AuditKeys:
         keygen(keys.service, keys.verify)
         return keys
 
+    def settings(self, audit_file: Path) -> dict[str, Path]:
+        """The settings of an in-process app that seals `audit_file` with this key."""
+        return {"audit_file": audit_file, "audit_key_file": self.service}
+
     def env(self, audit_file: Path) -> dict[str, str]:
         """The environment of a server that seals `audit_file` with this key."""
         return {

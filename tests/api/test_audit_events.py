@@ -68,7 +68,7 @@ def audited_factory(
 ) -> Callable[..., Audited]:
     def build(**overrides: Any) -> Audited:
         file = tmp_path / "audit" / "audit.jsonl"
-        settings = make_settings(audit_file=file, audit_key_file=audit_keys.service, **overrides)
+        settings = make_settings(**audit_keys.settings(file), **overrides)
         backend = RecordingBackend()
         app = create_app(settings, services=services_with(settings, backend))
         return Audited(app, open_client(app), file, backend, capsys)

@@ -8,7 +8,6 @@ silently ignored (TM-01).
 from __future__ import annotations
 
 import fcntl
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ import pytest
 
 from ping_fakes import datagram_icmp_allowed
 from pingcalc.auth import read_records, write_records
-from tests_support import AuditKeys, LiveServer, Tokens, audit_records, log_records
+from tests_support import AuditKeys, LiveServer, Tokens, audit_records, file_records, log_records
 
 CALC = {"expression": "6*7"}
 
@@ -63,7 +62,7 @@ def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
         assert client.get("/readyz").status_code == 200
         assert client.post("/api/v1/calculate", json=CALC).status_code == 200
     # Nothing answered 200 without its record in the file.
-    filed = [json.loads(line) for line in (audit_dir / "audit.jsonl").read_text().splitlines()]
+    filed = file_records(audit_dir / "audit.jsonl")
     answered = [r for r in filed if r["event"] == "calculation"]
     assert [r["expression"] for r in answered] == ["6*7", "6*7"]
 

@@ -56,7 +56,7 @@ def test_check_warns_while_the_initial_key_is_mounted_after_it_evolved(
     """First start: pass. Key evolved and the initial key still there: warn with the fix.
     Initial key removed: pass. Neither key: fail (nothing can be sealed)."""
     path = tmp_path / "audit" / "audit.jsonl"
-    settings = make_settings(audit_file=path, audit_key_file=audit_keys.service)
+    settings = make_settings(**audit_keys.settings(path))
     assert [f.level for f in check_audit_key(settings)] == ["pass"]
     auditor = Auditor([StdoutSink(io.StringIO()), ChainedFileSink(path, audit_keys.service)])
     assert auditor.emit("ping", outcome="success")
@@ -79,7 +79,7 @@ def test_check_fails_an_initial_key_readable_by_others(
 ) -> None:
     """A world-readable initial key lets any local user re-seal the trail: a failure."""
     audit_keys.service.chmod(0o644)
-    settings = make_settings(audit_file=tmp_path / "a.jsonl", audit_key_file=audit_keys.service)
+    settings = make_settings(**audit_keys.settings(tmp_path / "a.jsonl"))
     levels = {f.level: f for f in check_audit_key(settings)}
     assert "fail" in levels and "defaultMode 0400" in levels["fail"].fix
 
