@@ -40,13 +40,13 @@ class Problem(Exception):
         self.detail = detail
         self.kind = kind
         self.title = title
-        self.headers = dict(headers or {})
+        retry = {"Retry-After": str(retry_after)} if retry_after else {}
+        self.headers = {**retry, **(headers or {})}
         # Close the connection after answering (the body may be unread, or the request
         # framing untrustworthy).
         self.close = close
         self.extensions = extensions
         if retry_after:
-            self.headers = {"Retry-After": str(retry_after), **self.headers}
             self.extensions["retry_after"] = retry_after
 
     def document(self, request_id: str | None = None) -> dict[str, Any]:
