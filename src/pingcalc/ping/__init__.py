@@ -33,6 +33,7 @@ from pingcalc.ping.errors import (
 from pingcalc.ping.interface import (
     Address,
     BackendStatus,
+    Echoes,
     EventSink,
     Family,
     Lost,
@@ -68,6 +69,7 @@ __all__ = [
     "BackendUnavailableError",
     "DatagramBackend",
     "Destination",
+    "Echoes",
     "EventSink",
     "Family",
     "FamilyUnavailableError",

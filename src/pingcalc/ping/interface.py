@@ -85,6 +85,10 @@ PingEvent = Reply | Lost
 EventSink = Callable[[PingEvent], None]
 
 
+def ignore_event(event: PingEvent) -> None:
+    """The event sink of a caller that only wants the result."""
+
+
 @dataclass(frozen=True, slots=True)
 class RttStats:
     """Round-trip statistics over the replies of one request, in milliseconds."""
@@ -174,6 +178,24 @@ def deadline_for(count: int, *, timeout: float, interval: float) -> float:
     return (count - 1) * interval + timeout + DEADLINE_SLACK_SECONDS
 
 
+@dataclass(frozen=True, slots=True)
+class Echoes:
+    """What one request asks of a backend: `count` echoes `interval` s apart, `timeout` s
+    of wait for each reply, and `deadline`, the most seconds the whole exchange may take."""
+
+    count: int
+    timeout: float
+    interval: float
+    deadline: float
+
+    @classmethod
+    def bounded(cls, count: int, *, timeout: float, interval: float) -> Echoes:
+        """The echoes with the deadline derived from them (`deadline_for`), never chosen."""
+        return cls(
+            count, timeout, interval, deadline_for(count, timeout=timeout, interval=interval)
+        )
+
+
 class PingBackend(ABC):
     """Sends ICMP echo requests to one validated address and collects the replies."""
 
@@ -185,48 +207,27 @@ class PingBackend(ABC):
 
     @abstractmethod
     async def ping(
-        self,
-        address: Address,
-        *,
-        count: int,
-        timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
-        interval: float,
-        deadline: float,
-        on_event: EventSink | None = None,
+        self, address: Address, echoes: Echoes, on_event: EventSink | None = None
     ) -> PingResult:
-        """Send `count` echoes `interval` s apart, wait `timeout` s for each reply.
+        """Send `echoes.count` echoes `echoes.interval` s apart, wait `echoes.timeout` s for
+        each reply.
 
-        `deadline` is the most seconds the whole call may take; when it passes, the result
-        holds what arrived so far. `on_event`, if given, is called once per echo sent with its
-        `Reply` or `Lost` as it happens. Cancelling the call stops the exchange at once and
-        releases its socket or process. Raises `BackendUnavailableError` if no echo can be sent.
+        When `echoes.deadline` seconds have passed, the result holds what arrived so far.
+        `on_event`, if given, is called once per echo sent with its `Reply` or `Lost` as it
+        happens. Cancelling the call stops the exchange at once and releases its socket or
+        process. Raises `BackendUnavailableError` if no echo can be sent.
         """
 
     async def stream(
-        self,
-        address: Address,
-        *,
-        count: int,
-        timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
-        interval: float,
-        deadline: float,
+        self, address: Address, echoes: Echoes
     ) -> AsyncGenerator[PingEvent | PingResult, None]:
         """Yield each `Reply`/`Lost` as it happens, then the `PingResult` that `ping` returns.
 
         Iterate inside `contextlib.aclosing(...)`: leaving early, or cancelling the consumer
         (a client that disconnected), cancels the exchange and releases its socket or process.
         """
-        events: asyncio.Queue[PingEvent] = asyncio.Queue()  # at most `count` items
-        exchange = asyncio.ensure_future(
-            self.ping(
-                address,
-                count=count,
-                timeout=timeout,
-                interval=interval,
-                deadline=deadline,
-                on_event=events.put_nowait,
-            )
-        )
+        events: asyncio.Queue[PingEvent] = asyncio.Queue()  # at most `echoes.count` items
+        exchange = asyncio.ensure_future(self.ping(address, echoes, events.put_nowait))
         try:
             while True:
                 waiter = asyncio.ensure_future(events.get())
