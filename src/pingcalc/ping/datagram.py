@@ -23,9 +23,9 @@ import time
 from ipaddress import IPv4Address
 from typing import Protocol
 
+from pingcalc.ping.errors import BackendUnavailableError, ipv6_unavailable
 from pingcalc.ping.interface import (
     Address,
-    BackendUnavailableError,
     Echoes,
     EventSink,
     Lost,
@@ -33,7 +33,6 @@ from pingcalc.ping.interface import (
     PingResult,
     Reply,
     ignore_event,
-    ipv6_unavailable,
 )
 
 ICMP_ECHO_REQUEST = 8  # RFC 792

@@ -20,9 +20,9 @@ import signal
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
+from pingcalc.ping.errors import BackendUnavailableError, ipv6_unavailable
 from pingcalc.ping.interface import (
     Address,
-    BackendUnavailableError,
     Echoes,
     EventSink,
     Lost,
@@ -30,7 +30,6 @@ from pingcalc.ping.interface import (
     PingResult,
     Reply,
     ignore_event,
-    ipv6_unavailable,
 )
 
 # iputils refuses intervals below 200 ms to users without CAP_NET_RAW ("cannot flood").
