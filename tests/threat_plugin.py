@@ -20,9 +20,10 @@ threat stays unverified unless its passing `verified_by` tests together
   from). A file is a test's own evidence, not something that merely exists.
 Work done while a fixture wider than one test is set up (a module's shared server, the
 session's image or Compose stack) is labelled with that fixture and counts for every test
-that uses it. Code that only a container runs (the image's own Python) cannot be measured:
-such a threat names the configuration that builds and runs the container, and says so in
-its `implementation_note`.
+that uses it; work done while a test module is imported (module-level test data, such as the
+rendered Kubernetes manifests) counts for every test of that module. Code that only a
+container runs (the image's own Python) cannot be measured: such a threat names the
+configuration that builds and runs the container, and says so in its `implementation_note`.
 
 Measurement is on by default (a few per cent of the run, see the report at the end);
 `PINGCALC_THREATS_REACH=0` turns it off. A run that could not measure reach (turned off, or
@@ -116,6 +117,7 @@ class Reach:
         self.item_labels: dict[str, set[str]] = defaultdict(set)
         self.uses: dict[str, set[str]] = defaultdict(set)
         self._active: dict[int, tuple[str, str, str]] = {}  # id(fixturedef) -> name, base, label
+        self._modules: dict[str, str] = {}  # test module node id -> label of its import
         self._files: dict[str, str] = {}
         self._dirs: list[tuple[str, str]] = []
         for entry in config_entries:
@@ -208,6 +210,12 @@ class Reach:
         self.item_labels[nodeid].add(label)
         return label
 
+    def module_started(self, nodeid: str) -> str:
+        label = f"m{len(self.describe)}"
+        self.describe[label] = f"import of {nodeid}"
+        self._modules[nodeid] = label
+        return label
+
     def fixture_started(self, fixturedef: Any, request: Any) -> str:
         label = f"f{len(self.describe)}"
         self.describe[label] = f"fixture {fixturedef.argname} of {request.node.nodeid or 'session'}"
@@ -217,8 +225,12 @@ class Reach:
     def fixture_finished(self, fixturedef: Any) -> None:
         self._active.pop(id(fixturedef), None)
 
-    def credit_fixtures(self, item: pytest.Item) -> None:
-        """Shared fixtures `item` uses: what they did counts for it too."""
+    def credit_shared(self, item: pytest.Item) -> None:
+        """What `item`'s module did when it was imported (module-level data the tests assert
+        on) and what the shared fixtures it uses did: it counts for `item` too."""
+        module = item.getparent(pytest.Module)
+        if module is not None and module.nodeid in self._modules:
+            self.item_labels[item.nodeid].add(self._modules[module.nodeid])
         names = set(getattr(item, "fixturenames", ()))
         for argname, baseid, label in self._active.values():
             if argname in names and item.nodeid.startswith(baseid):
@@ -447,6 +459,17 @@ class ThreatPlugin:
         )
 
     @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Iterator[Any]:
+        # Importing a test module may read files and run code to build its test data.
+        if self.reach is None or not isinstance(collector, pytest.Module):
+            return (yield)
+        previous = self.reach.enter(self.reach.module_started(collector.nodeid))
+        try:
+            return (yield)
+        finally:
+            self.reach.enter(previous)
+
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Iterator[Any]:
         if self.reach is None:
             return (yield)
@@ -462,7 +485,7 @@ class ThreatPlugin:
             return (yield)
         finally:
             if self.reach is not None:
-                self.reach.credit_fixtures(item)
+                self.reach.credit_shared(item)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Iterator[Any]:

@@ -414,6 +414,20 @@ threats:
   - id: TM-09
     verified_by: [tests/test_r.py::test_passes_as_argument]
     implemented_by: [conf/settings.conf]
+  - id: TM-10
+    verified_by: [tests/test_m.py::test_uses_what_the_module_read]
+    implemented_by: [conf/module.conf]
+"""
+
+REACH_MODULE_TESTS = """
+from pathlib import Path
+
+# Read when the module is imported (collection): counts for the module's tests.
+DATA = (Path(__file__).resolve().parent.parent / "conf" / "module.conf").read_text()
+
+
+def test_uses_what_the_module_read():
+    assert DATA == "y = 2\\n"
 """
 
 
@@ -421,6 +435,8 @@ def _run_reach(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "tests").mkdir()
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "settings.conf").write_text("x = 1\n")
+    (tmp_path / "conf" / "module.conf").write_text("y = 2\n")
+    (tmp_path / "tests" / "test_m.py").write_text(REACH_MODULE_TESTS)
     (tmp_path / "tests" / "conftest.py").write_text(PLUGIN_CONFTEST)
     (tmp_path / "tests" / "test_r.py").write_text(REACH_TESTS)
     (tmp_path / "threats.yaml").write_text(REACH_THREATS)
@@ -445,11 +461,12 @@ def _run_reach(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_plugin_requires_tests_to_reach_their_code_and_configuration(tmp_path: Path) -> None:
     """A threat whose passing tests never run its code or use its configuration is
-    unverified; subprocesses and shared fixtures count, copies and bare imports do not."""
+    unverified; subprocesses, shared fixtures and a test module's own import count, copies and
+    imports of the code under test do not."""
     result = _run_reach(tmp_path)
     out = result.stdout
-    assert "8 passed" in out, out[-3000:]
-    assert "threats verified: 5/9 (full run; enforced; reach checked" in out, out[-3000:]
+    assert "9 passed" in out, out[-3000:]
+    assert "threats verified: 6/10 (full run; enforced; reach checked" in out, out[-3000:]
     assert (
         "TM-02 unverified: pingcalc.ping.target:parse_target is never executed by its "
         "verified_by tests; tests: tests/test_r.py::test_evaluates_and_reads, "
@@ -464,7 +481,7 @@ def test_plugin_requires_tests_to_reach_their_code_and_configuration(tmp_path: P
         "pingcalc.no_such_module does not import"
     ) in out
     assert "TM-07 unverified: conf/settings.conf is never read" in out
-    for verified in ("TM-01", "TM-04", "TM-05", "TM-08", "TM-09"):
+    for verified in ("TM-01", "TM-04", "TM-05", "TM-08", "TM-09", "TM-10"):
         assert f"{verified} unverified" not in out
     assert result.returncode == 1
 
@@ -472,6 +489,6 @@ def test_plugin_requires_tests_to_reach_their_code_and_configuration(tmp_path: P
 def test_plugin_without_reach_measurement_verifies_nothing_in_ci(tmp_path: Path) -> None:
     """Turning the measurement off does not turn the check off where it is enforced."""
     result = _run_reach(tmp_path, PINGCALC_THREATS_REACH="0")
-    assert "threats verified: 0/9 (full run; enforced; reach not checked)" in result.stdout
+    assert "threats verified: 0/10 (full run; enforced; reach not checked)" in result.stdout
     assert "TM-01 unverified: its implementation's reach was not measured" in result.stdout
     assert result.returncode == 1
