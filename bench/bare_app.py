@@ -1,9 +1,11 @@
-"""The baseline of the HTTP benchmark: FastAPI doing pingcalc's evaluation and nothing else.
+"""The baseline of the HTTP benchmark: a bare FastAPI app with none of pingcalc's controls.
 
-The same request and response models, the same `Evaluator` (limits and cache size from the default
-settings) and the same uvicorn options as `pingcalc serve`, but no authentication, rate limits,
-audit, access log, request ids or security headers. pingcalc's requests/s over this app's is
-the cost of those layers.
+What issue 19 sets as the bar: FastAPI with a pydantic body model answering
+`eval(compile(expression))` with no builtins, and `{"status": "ok"}` on /healthz, under plain
+uvicorn with httptools (no header cap, no deadlines, no connection cap). No authentication,
+rate limits, audit, access log, request ids or security headers. pingcalc's requests per
+server CPU-second over this app's is what every control costs, net of what pingcalc saves
+elsewhere.
 
 Run: `python -m bench.bare_app PORT`.
 """
@@ -11,20 +13,29 @@ Run: `python -m bench.bare_app PORT`.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
-from pingcalc.api.calculate import CalculateRequest, CalculateResponse
-from pingcalc.calc import CalcError, Evaluator, Limits
-from pingcalc.server import uvicorn_options
-from pingcalc.settings import Settings
+NO_BUILTINS: dict[str, Any] = {"__builtins__": {}}
 
 
-def create_bare_app(settings: Settings) -> FastAPI:
+class CalculateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    expression: str
+
+
+class CalculateResponse(BaseModel):
+    expression: str
+    result: int | float
+
+
+def create_bare_app() -> FastAPI:
     """FastAPI with the two benchmarked routes and no security layers."""
-    evaluator = Evaluator(Limits.from_settings(settings), settings.calc_cache_size)
     app = FastAPI(docs_url=None, redoc_url=None)
 
     @app.get("/healthz")
@@ -34,8 +45,9 @@ def create_bare_app(settings: Settings) -> FastAPI:
     @app.post("/api/v1/calculate", response_model=CalculateResponse)
     async def calculate(body: CalculateRequest) -> CalculateResponse | JSONResponse:
         try:
-            result = evaluator.evaluate(body.expression)
-        except CalcError as exc:
+            code = compile(body.expression, "<expression>", "eval")
+            result = eval(code, NO_BUILTINS)  # the baseline, never pingcalc
+        except Exception as exc:
             return JSONResponse({"detail": str(exc)}, status_code=422)
         return CalculateResponse(expression=body.expression, result=result)
 
@@ -43,9 +55,16 @@ def create_bare_app(settings: Settings) -> FastAPI:
 
 
 def main(port: int) -> None:
-    """Serve on 127.0.0.1:`port` with pingcalc's own uvicorn options."""
-    settings = Settings(port=port, tokens_file="/nonexistent")
-    uvicorn.Server(uvicorn.Config(create_bare_app(settings), **uvicorn_options(settings))).run()
+    """Serve on 127.0.0.1:`port` under plain uvicorn (httptools, no access log)."""
+    uvicorn.run(
+        create_bare_app(),
+        host="127.0.0.1",
+        port=port,
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
 
 
 if __name__ == "__main__":

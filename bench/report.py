@@ -17,8 +17,9 @@ MISSED_NOTES: dict[str, str] = {
         'than the audit record and the access line cost between them. See "Profile" below '
         "for what was measured and fixed and what remains."
     ),
-    "evaluator_uncached": "pingcalc's parser and limit checks run on every uncached call.",
-    "evaluator_cached": "the cached path still pays the lock and LRU bookkeeping per call.",
+    "evaluator_fresh": "pingcalc's lexer, parser and bound checks run on every fresh expression.",
+    "evaluator_repeated": "a repeat is one call of the result cache (functools.lru_cache).",
+    "evaluator_worst_case": "the slowest hostile expression exceeded the engine-time budget.",
     "ping": "the in-process backend did not reach 10x the subprocess backend here.",
     "abuse_healthz": (
         "the medians are back at their idle values (the penalty box answers flooding "
@@ -80,18 +81,27 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     if calc and "evaluations_per_second" in calc:
         rows.append(
             (
-                "evaluator_uncached",
-                "evaluator uncached >= simpleeval",
-                f"{calc['uncached_over_simpleeval']}x simpleeval",
-                _verdict(calc["uncached_over_simpleeval"] >= 1.0),
+                "evaluator_fresh",
+                "server evaluator, fresh expressions >= 1.5x simpleeval",
+                f"{calc['fresh_over_simpleeval']}x simpleeval",
+                _verdict(calc["fresh_over_simpleeval"] >= 1.5),
             )
         )
         rows.append(
             (
-                "evaluator_cached",
-                "evaluator cached within 2x of eval(compile())",
-                f"{calc['cached_over_eval_compile']}x eval(compile())",
-                _verdict(calc["cached_over_eval_compile"] >= 0.5),
+                "evaluator_repeated",
+                "server evaluator, repeated expressions >= 1.0x eval(precompiled code)",
+                f"{calc['repeated_over_eval_precompiled']}x eval(precompiled code)",
+                _verdict(calc["repeated_over_eval_precompiled"] >= 1.0),
+            )
+        )
+        worst = calc["worst_case"]
+        rows.append(
+            (
+                "evaluator_worst_case",
+                "every expression up to the length limit < 2 ms of engine time",
+                f"{worst['worst_ms']} ms worst of {worst['expressions']} ({worst['worst_family']})",
+                _verdict(worst["worst_ms"] < 2.0),
             )
         )
     http = sections.get("http")
@@ -169,17 +179,29 @@ def _machine(results: dict[str, Any]) -> list[str]:
 
 def _evaluator(calc: dict[str, Any]) -> list[str]:
     rows = [
-        (name, f"{rate:,}", f"{calc['ratio_to_eval_compile'][name]}x")
+        (name, f"{rate:,}", f"{calc['ratio_to_simpleeval'][name]}x")
         for name, rate in calc["evaluations_per_second"].items()
     ]
+    worst = calc["worst_case"]
+    families = [(name, ms) for name, ms in worst["worst_ms_by_family"].items()]
     return [
         f"{calc['expressions']} realistic expressions, the same functions and constants in "
-        'every engine, results cross-checked first. "uncached" is `pingcalc.calc.evaluate` '
-        '(parse, check, compile, run every time); "cached" is `Evaluator` with the corpus in '
-        "its LRU cache. `eval(compile())` compiles every time, as a server would for user "
-        "input.",
+        "every engine, results cross-checked first. The pingcalc rows are the `Evaluator` "
+        "built by `pingcalc.services.build_evaluator`, the code path of `POST "
+        '/api/v1/calculate`. "fresh" strings were never seen by that evaluator (a new one '
+        "per round, every string distinct), so each is lexed, parsed and interpreted; "
+        '"repeated" strings are answered from its result cache. `eval(compile())` compiles '
+        "every time, as a server would for user input; `eval(precompiled code)` is the "
+        "unsafe upper bound for repeats. Engines are interleaved round by round; the best "
+        "round counts.",
         "",
-        *_table(("engine", "evaluations/s", "vs eval(compile())"), rows),
+        *_table(("engine", "evaluations/s", "vs simpleeval"), rows),
+        f"Worst case: {worst['expressions']} hostile expressions of up to "
+        f"{worst['max_length']} characters (many errors, deep nesting, many calls, unbalanced "
+        "brackets, operator runs, random soup), each timed on a new server evaluator: worst "
+        f"{worst['worst_ms']} ms, median {worst['median_ms']} ms. Worst per family (ms):",
+        "",
+        *_table(("family", "worst ms"), families),
     ]
 
 

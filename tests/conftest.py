@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from dns_server import DnsServer, running_dns_server
 from pingcalc.app import create_app
 from pingcalc.settings import Settings, load_settings
-from tests_support import LiveServer, Tokens, start_server
+from tests_support import AuditKeys, LiveServer, Tokens, start_server
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +29,12 @@ def tokens(tmp_path: Path) -> Tokens:
     store.add("calc", "calculate")
     store.add("pinger", "ping")
     return store
+
+
+@pytest.fixture
+def audit_keys(tmp_path: Path) -> AuditKeys:
+    """A fresh initial audit key (service copy and offline copy) in the test's directory."""
+    return AuditKeys.create(tmp_path / "keys")
 
 
 @pytest.fixture
@@ -47,6 +54,13 @@ def make_settings(tokens: Tokens, monkeypatch: pytest.MonkeyPatch) -> Callable[.
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def dns_server() -> Iterator[DnsServer]:
+    """A DNS server on 127.0.0.1 whose answers the test sets; stopped afterwards."""
+    with running_dns_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ import pytest
 from fastapi import FastAPI
 
 from pingcalc.app import create_app
-from pingcalc.audit import Auditor
-from pingcalc.ping import Address, PingBackend, PingResult, Reply
+from pingcalc.audit import Auditor, StdoutSink
+from pingcalc.ping import Address, EventSink, Lost, PingBackend, PingResult, Reply
 from pingcalc.services import build_services
 from pingcalc.settings import Settings
 
@@ -44,12 +44,18 @@ class PingCall:
 
 @dataclass
 class RecordingBackend(PingBackend):
-    """Records each call and answers with every echo replied; never sends a packet."""
+    """Records each call and answers with every echo replied; never sends a packet.
+
+    `delay` is waited before the first event, `spacing` between events (live streams);
+    `cancelled` counts calls stopped by cancellation (a client that went away).
+    """
 
     delay: float = 0.0
     answer: bool = True
+    spacing: float = 0.0
     name: str = "fake"
     calls: list[PingCall] = field(default_factory=list)
+    cancelled: int = 0
 
     async def ping(
         self,
@@ -59,11 +65,21 @@ class RecordingBackend(PingBackend):
         timeout: float,  # noqa: ASYNC109 - the PingBackend signature
         interval: float,
         deadline: float,
+        on_event: EventSink | None = None,
     ) -> PingResult:
         self.calls.append(PingCall(address, count, timeout, interval, deadline))
-        if self.delay:
-            await asyncio.sleep(self.delay)
         replies = [Reply(seq, 0.05 * seq) for seq in range(1, count + 1)] if self.answer else []
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            for seq in range(1, count + 1):
+                if seq > 1 and self.spacing:
+                    await asyncio.sleep(self.spacing)
+                if on_event is not None:
+                    on_event(replies[seq - 1] if self.answer else Lost(seq))
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
         return PingResult.build(address, sent=count, replies=replies, backend=self.name)
 
 
@@ -84,7 +100,7 @@ def app_with_backend(settings: Settings, backend: PingBackend) -> FakeApp:
     """The real application, with `backend` in place of the selected one."""
     stream = io.StringIO()
     services = dataclasses.replace(
-        build_services(settings), pinger=backend, audit=Auditor(stream=stream)
+        build_services(settings), pinger=backend, audit=Auditor([StdoutSink(stream)])
     )
     return FakeApp(create_app(settings, services=services), backend, stream)
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
 
-from fastapi import Depends, FastAPI
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pingcalc.api.deps import require
+from pingcalc.api.admission import admit, require_json
+from pingcalc.api.edge import Edge
+from pingcalc.api.exchange import Exchange
+from pingcalc.api.problems import invalid_body
+from pingcalc.api.routing import Route
 from pingcalc.app import create_app
-from pingcalc.auth import TokenRecord
-from pingcalc.settings import Settings
+from pingcalc.services import Services, build_services
+from pingcalc.settings import Scope, Settings
 
 
 class Echo(BaseModel):
@@ -18,30 +21,37 @@ class Echo(BaseModel):
     text: str
 
 
-def probe_app(settings: Settings) -> FastAPI:
-    """create_app plus `/probe/{scope}` routes and a route that raises."""
-    app = create_app(settings)
+def probe_routes(services: Services) -> list[Route]:
+    """`/probe/{scope}` behind each scope, an echo of a JSON body and a route that raises."""
 
-    @app.get("/probe/ping")
-    async def probe_ping(
-        record: Annotated[TokenRecord, Depends(require("ping"))],
-    ) -> dict[str, str]:
-        return {"token": record.name}
+    def behind(scope: Scope) -> Route:
+        async def probe(ex: Exchange) -> None:
+            record = await admit(ex, services.gate, services.audit, scope)
+            await ex.respond(200, json.dumps({"token": record.name}).encode())
 
-    @app.get("/probe/calculate")
-    async def probe_calc(
-        record: Annotated[TokenRecord, Depends(require("calculate"))],
-    ) -> dict[str, str]:
-        return {"token": record.name}
+        return Route("GET", f"/probe/{scope}", probe)
 
-    @app.post("/probe/echo")
-    async def probe_echo(
-        body: Echo, record: Annotated[TokenRecord, Depends(require("calculate"))]
-    ) -> dict[str, str]:
-        return {"text": body.text}
+    async def echo(ex: Exchange) -> None:
+        await admit(ex, services.gate, services.audit, "calculate")
+        require_json(ex)
+        try:
+            body = Echo.model_validate_json(await ex.read_body())
+        except ValidationError as exc:
+            raise invalid_body(exc) from None
+        await ex.respond(200, json.dumps({"text": body.text}).encode())
 
-    @app.get("/probe/boom")
-    async def probe_boom() -> None:
+    async def boom(ex: Exchange) -> None:
         raise RuntimeError("secret internal detail /etc/passwd")
 
-    return app
+    return [
+        behind("ping"),
+        behind("calculate"),
+        Route("POST", "/probe/echo", echo),
+        Route("GET", "/probe/boom", boom),
+    ]
+
+
+def probe_app(settings: Settings) -> Edge:
+    """create_app plus the probe routes."""
+    services = build_services(settings)
+    return create_app(settings, services, extra_routes=probe_routes(services))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -41,6 +42,36 @@ class Tokens:
 
     def header(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.secrets[name]}"}
+
+
+@dataclass(frozen=True)
+class AuditKeys:
+    """An initial audit key from `pingcalc audit keygen`: the service's copy and the offline
+    one the operator verifies with (same key, two files)."""
+
+    service: Path
+    verify: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> AuditKeys:
+        from pingcalc.audit import keygen
+
+        directory.mkdir(parents=True, exist_ok=True)
+        keys = cls(directory / "audit-service.key", directory / "audit-verify.key")
+        keygen(keys.service, keys.verify)
+        return keys
+
+    def env(self, audit_file: Path) -> dict[str, str]:
+        """The environment of a server that seals `audit_file` with this key."""
+        return {
+            "PINGCALC_AUDIT_FILE": str(audit_file),
+            "PINGCALC_AUDIT_KEY_FILE": str(self.service),
+        }
+
+
+def file_records(path: Path) -> list[dict[str, Any]]:
+    """Every record of one audit file, in order."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def free_port() -> int:
@@ -121,3 +152,35 @@ def raw_http(server: LiveServer, request: bytes, *, read_until_close: bool = Tru
             if not read_until_close and b"\r\n\r\n" in b"".join(chunks):
                 break
     return b"".join(chunks)
+
+
+def log_records(text: str) -> list[dict[str, Any]]:
+    """Every JSON line of a server log (other lines are skipped)."""
+    import json
+
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records
+
+
+def audit_records(text: str) -> list[dict[str, Any]]:
+    """The audit records of a server log or captured stdout."""
+    return [record for record in log_records(text) if record.get("log") == "audit"]
+
+
+def rss_mib(pid: int) -> float:
+    """The resident memory of process `pid`, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def server_address(server: LiveServer) -> tuple[str, int]:
+    host, port = server.url.removeprefix("http://").split(":")
+    return host, int(port)

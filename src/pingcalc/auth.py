@@ -1,9 +1,13 @@
 """Bearer tokens: a file of SHA-256 hashes, names and scopes; secrets are shown once, never stored.
 
-The tokens file is JSON: ``{"version": 1, "tokens": [{"name", "sha256", "scopes", "created"}]}``.
-It is written atomically (temporary file + rename) with mode 0600, and a running server
-re-reads it when it changes (checked on each request by ``stat``) or on SIGHUP, so a revoked
-token stops working without a restart.
+The tokens file is JSON: ``{"version": 1, "tokens": [{"name", "sha256", "scopes", "created"}]}``,
+parsed by a pydantic model (`TokensFile`). It is written atomically (temporary file + rename)
+with mode 0600, and a running server re-reads it when it changes (checked on each request by
+``stat``) or on SIGHUP, so a revoked token stops working without a restart. A file that no
+longer parses keeps the last good view, and says so once per change (log, audit, `/readyz`).
+
+`parse_bearer` is the one reader of the `Authorization` header: the edge's penalty box and
+authentication see the same credentials, whatever padding a client adds.
 """
 
 from __future__ import annotations
@@ -12,17 +16,20 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 
 from pingcalc.errors import PingcalcError
-from pingcalc.settings import SCOPES
+from pingcalc.settings import SCOPES, Scope
 
 # A recognisable prefix lets secret scanners find leaked tokens; 32 random bytes = 256 bits,
 # far beyond guessing even without the per-IP throttle.
@@ -32,31 +39,49 @@ TOKEN_BYTES = 32
 # Names appear in logs and audit records: keep them to a safe, short alphabet (log injection).
 NAME_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 NAME_MAX = 64
-# Longest Authorization value we even hash: a multi-megabyte header is refused cheaply.
+# Longest credentials we even hash (after the scheme and padding are removed): a
+# multi-megabyte header is refused cheaply. Our tokens are 46 characters.
 MAX_PRESENTED_LENGTH = 256
 FILE_MODE = 0o600
+# RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 class TokenStoreError(PingcalcError):
     """The tokens file cannot be read, parsed or written."""
 
 
-class Secret:
-    """A string whose repr and str hide the value, so it cannot leak through logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
+class Secret(SecretStr):
+    """A token whose repr and str hide the value, so it cannot leak through logs or tracebacks."""
 
     def reveal(self) -> str:
         """The secret itself, for the one place that must print it."""
-        return self._value
+        return self.get_secret_value()
 
-    def __repr__(self) -> str:
-        return "Secret('**********')"
+    def __str__(self) -> str:
+        return repr(self)
 
-    __str__ = __repr__
+
+def parse_bearer(header: str | None) -> str | None:
+    """The credentials of an `Authorization` header: None when there is none, "" when it is
+    not `Bearer <b64token>` (another scheme, empty, too long, or characters outside RFC 6750).
+
+    Surrounding whitespace is removed before the length check, so padding cannot push a
+    token past the edge's checks while authentication still accepts it.
+    """
+    if header is None:
+        return None
+    parts = header.split(None, 1)
+    scheme = parts[0] if parts else ""
+    credentials = parts[1].strip() if len(parts) == 2 else ""
+    if (
+        scheme.lower() != "bearer"
+        or not credentials
+        or len(credentials) > MAX_PRESENTED_LENGTH
+        or not _B64TOKEN.fullmatch(credentials)
+    ):
+        return ""
+    return credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,31 +129,52 @@ def validate_scopes(scopes: Iterable[str]) -> frozenset[str]:
     return wanted
 
 
+_Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+_Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _TokenEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: _Name
+    sha256: _Sha256
+    scopes: Annotated[list[Scope], Field(min_length=1)]
+    created: str
+
+
+class TokensFile(BaseModel):
+    """The tokens file's schema: a version and a list of named, hashed, scoped tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    tokens: list[_TokenEntry] = Field(default_factory=list)
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"]) or "file"
+    return f"{where}: {error['msg']}"
+
+
 def read_records(path: Path) -> list[TokenRecord]:
-    """Parse the tokens file; a missing file is an empty store."""
+    """Parse the tokens file; a missing or empty file is an empty store."""
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise TokenStoreError(f"cannot read tokens file {path}: {exc.strerror}") from None
+    if not raw.strip():
+        return []
     try:
-        data: Any = json.loads(raw) if raw.strip() else {"version": 1, "tokens": []}
-        records = [
-            TokenRecord(
-                name=str(item["name"]),
-                sha256=str(item["sha256"]),
-                scopes=frozenset(str(s) for s in list(item["scopes"])),
-                created=str(item["created"]),
-            )
-            for item in data["tokens"]
-        ]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise TokenStoreError(f"tokens file {path} is malformed: {exc}") from None
-    for record in records:
-        if len(record.sha256) != 64:
-            raise TokenStoreError(f"tokens file {path}: token {record.name!r} has a bad hash")
-    return records
+        parsed = TokensFile.model_validate_json(raw)
+    except ValidationError as exc:
+        raise TokenStoreError(f"tokens file {path} is malformed: {_describe(exc)}") from None
+    names = [entry.name for entry in parsed.tokens]
+    if len(set(names)) != len(names):
+        raise TokenStoreError(f"tokens file {path} is malformed: a token name appears twice")
+    return [TokenRecord(e.name, e.sha256, frozenset(e.scopes), e.created) for e in parsed.tokens]
 
 
 def write_records(path: Path, records: list[TokenRecord]) -> None:
@@ -181,11 +227,17 @@ def revoke_token(path: Path, name: str) -> TokenRecord:
     return next(r for r in records if r.name == name)
 
 
+ReloadObserver = Callable[[str], object]
+
+
 class TokenStore:
     """The server's view of the tokens file, reloaded when the file changes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, on_reload_failed: ReloadObserver | None = None) -> None:
         self.path = path
+        self.on_reload_failed = on_reload_failed
+        # Why the file on disk is not the view in use (None when it is), for /readyz.
+        self.reload_error: str | None = None
         self._lock = threading.Lock()
         self._by_hash: dict[str, TokenRecord] = {}
         self._signature: tuple[int, int, int] | None = None
@@ -202,23 +254,36 @@ class TokenStore:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def load(self) -> None:
-        """Read the file now (start-up and SIGHUP)."""
+        """Read the file now (start-up and SIGHUP); raises TokenStoreError if it is broken."""
         with self._lock:
             signature = self._stat_signature()
-            records = read_records(self.path)
+            try:
+                records = read_records(self.path)
+            except TokenStoreError:
+                # Remember the broken version: it is reported once, not on every request.
+                self._signature = signature
+                raise
             self._by_hash = {r.sha256: r for r in records}
             self._signature = signature
+            self.reload_error = None
 
-    def refresh(self) -> None:
-        """Reload if the file changed since the last read; keep the old view if it is broken."""
-        if self._stat_signature() != self._signature:
-            # A half-written or corrupt file must not lock everyone out, nor let anyone in:
-            # keep the last good view until it parses.
-            with contextlib.suppress(TokenStoreError):
-                self.load()
+    def refresh(self, *, force: bool = False) -> None:
+        """Reload if the file changed since the last read (or now, when `force`: SIGHUP);
+        keep the old view if it is broken."""
+        if not force and self._stat_signature() == self._signature:
+            return
+        try:
+            self.load()
+        except TokenStoreError as exc:
+            # A half-written or corrupt file must not lock everyone out, nor let anyone in
+            # (nor keep a revoked token working silently): keep the last good view, and say so
+            # once per change of the file.
+            self.reload_error = str(exc)
+            if self.on_reload_failed is not None:
+                self.on_reload_failed(self.reload_error)
 
     def authenticate(self, presented: str) -> TokenRecord | None:
-        """The record for a presented token, or None."""
+        """The record for presented credentials (from `parse_bearer`), or None."""
         if not presented or len(presented) > MAX_PRESENTED_LENGTH:
             return None
         self.refresh()

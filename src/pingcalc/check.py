@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Literal
 
 from pingcalc.auth import TokenStoreError, read_records
-from pingcalc.limits import RateLimiter, redact_uri
-from pingcalc.settings import Settings
+from pingcalc.settings import Settings, parse_networks
+from pingcalc.throttle import RateLimiter, RedisLink, redact_uri
 
 Level = Literal["pass", "info", "warn", "fail"]
 
@@ -80,6 +80,22 @@ def check_bind(settings: Settings, env: Environment) -> Finding:
         f"{where} is reachable from other hosts and this is not a container",
         "set PINGCALC_HOST=127.0.0.1 and put a reverse proxy in front if others need access",
     )
+
+
+def check_forwarded(settings: Settings) -> Finding:
+    networks, everyone = parse_networks(settings.forwarded_allow_ips)
+    if everyone:
+        return Finding(
+            "fail",
+            "forwarded",
+            "PINGCALC_FORWARDED_ALLOW_IPS=* believes every client's X-Forwarded-For: anyone can "
+            "choose the address their rate limits, penalty box and audit records use",
+            "list only the reverse proxies' addresses or network, e.g. 10.0.0.0/24",
+        )
+    if not networks:
+        return Finding("pass", "forwarded", "X-Forwarded-For is ignored (no trusted proxy)")
+    shown = ", ".join(str(net) for net in networks)
+    return Finding("pass", "forwarded", f"X-Forwarded-For is believed only from {shown}")
 
 
 def check_user(env: Environment) -> Finding:
@@ -178,7 +194,58 @@ def check_audit(settings: Settings) -> Finding:
         return Finding(
             "info", "audit", "audit events go to stdout only (no hash-chained PINGCALC_AUDIT_FILE)"
         )
-    return Finding("pass", "audit", f"hash-chained audit file {settings.audit_file}, fail closed")
+    return Finding("pass", "audit", f"sealed audit file {settings.audit_file}, fail closed")
+
+
+def check_audit_key(settings: Settings) -> list[Finding]:
+    """The key ceremony: a private initial key that is removed once the key has evolved."""
+    from pingcalc.audit.errors import AuditKeyError
+    from pingcalc.audit.keys import read_state_header, state_path
+
+    if settings.audit_file is None or settings.audit_key_file is None:
+        return []
+    initial, state = settings.audit_key_file, state_path(settings.audit_file)
+    findings: list[Finding] = []
+    if initial.exists() and stat.S_IMODE(initial.stat().st_mode) & 0o007:
+        findings.append(
+            Finding(
+                "fail",
+                "audit-key",
+                f"{initial} is readable by others: they could re-seal the whole trail",
+                f"chmod 600 {initial} (Kubernetes: defaultMode 0400 on the secret volume)",
+            )
+        )
+    try:
+        epoch = read_state_header(state).epoch
+    except FileNotFoundError:
+        if initial.exists():
+            return [*findings, Finding("pass", "audit-key", f"initial key {initial}, first start")]
+        return [
+            *findings,
+            Finding(
+                "fail",
+                "audit-key",
+                f"neither the evolved key {state} nor the initial key {initial} exists: "
+                "records cannot be sealed",
+                "restore the state file, or start a new trail: pingcalc audit keygen",
+            ),
+        ]
+    except (OSError, AuditKeyError) as exc:
+        return [*findings, Finding("fail", "audit-key", f"the evolved key {state}: {exc}")]
+    if epoch > 0 and initial.exists():
+        findings.append(
+            Finding(
+                "warn",
+                "audit-key",
+                f"the initial key {initial} is still readable although the key has evolved to "
+                f"epoch {epoch}: whoever reads it can re-seal every past epoch",
+                "remove the secret from the service now that it has started (docs/audit.md, "
+                "key ceremony); keep the offline copy",
+            )
+        )
+    else:
+        findings.append(Finding("pass", "audit-key", f"evolved key at epoch {epoch}"))
+    return findings
 
 
 def check_ping_backend(settings: Settings) -> Finding:
@@ -207,7 +274,7 @@ async def check_redis(settings: Settings) -> Finding | None:
     if not settings.rate_limit_storage.startswith(("redis://", "rediss://")):
         return None
     shown = redact_uri(settings.rate_limit_storage)
-    limiter = RateLimiter(settings.rate_limit_storage)
+    limiter = RateLimiter(RedisLink(settings.rate_limit_storage))
     if await limiter.reachable():
         return Finding("pass", "redis", f"{shown} answers; limits are shared")
     return Finding(
@@ -221,10 +288,11 @@ async def check_redis(settings: Settings) -> Finding | None:
 def run_checks(settings: Settings, env: Environment | None = None) -> list[Finding]:
     """Every check, in report order."""
     env = env or Environment.detect()
-    findings = [check_bind(settings, env), check_user(env)]
+    findings = [check_bind(settings, env), check_forwarded(settings), check_user(env)]
     findings += check_tokens(settings)
     findings += check_rate_limits(settings)
     findings.append(check_audit(settings))
+    findings += check_audit_key(settings)
     findings.append(check_ping_backend(settings))
     redis = asyncio.run(check_redis(settings))
     if redis is not None:

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pingcalc.auth import TokenStore, TokenStoreError, create_token, read_records, revoke_token
 from pingcalc.errors import PingcalcError
@@ -18,6 +18,9 @@ from pingcalc.settings import SCOPES, Settings, SettingsError, load_settings
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+if TYPE_CHECKING:
+    from pingcalc.ping import Destination, PingBackend, PingPlan, PingResult
 
 NO_TOKENS_HINT = "create one with: pingcalc token create NAME --scope ping --scope calculate"
 
@@ -104,15 +107,10 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 def _audit_cli(settings: Settings, event: str, **fields: Any) -> None:
     import os
 
-    from pingcalc.audit import Auditor
+    from pingcalc.audit import build_auditor
 
     # stderr, not stdout: `token create` prints the secret on stdout for scripts to capture.
-    auditor = Auditor(
-        settings.audit_file,
-        max_bytes=settings.audit_max_bytes,
-        on_failure=settings.audit_on_failure,
-        stream=sys.stderr,
-    )
+    auditor = build_auditor(settings, stream=sys.stderr)
     auditor.emit(event, outcome="success", client_ip="cli", uid=os.getuid(), **fields)
     auditor.close()
     if not auditor.healthy:
@@ -122,21 +120,46 @@ def _audit_cli(settings: Settings, event: str, **fields: Any) -> None:
 # --- audit -------------------------------------------------------------------------------
 
 
+def cmd_audit_keygen(args: argparse.Namespace) -> int:
+    """Write a new initial audit key to two files (0600); print only its key id."""
+    from pingcalc.audit import keygen
+
+    key_id = keygen(args.service_key, args.verify_key)
+    print(key_id)
+    print(
+        f"wrote audit key {key_id} to {args.service_key} and {args.verify_key} (mode 0600). "
+        f"Give {args.service_key} to the service as PINGCALC_AUDIT_KEY_FILE and remove it after "
+        f"the first start; keep {args.verify_key} offline: it verifies every record, and it "
+        "could forge any (docs/audit.md, key ceremony)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Check the hash chain of audit files; print the first broken record."""
-    from pingcalc.audit import order_files, verify
+    """Check audit files against the initial key and the shipped checkpoints."""
+    import json
+
+    from pingcalc.audit import AuditKeyError, order_files, verify
 
     paths: list[Path] = args.files
     try:
-        result = verify(paths)
-    except OSError as exc:
-        _err(f"cannot read {exc.filename}: {exc.strerror}")
+        result = verify(paths, args.key, args.checkpoints or [])
+    except (OSError, AuditKeyError) as exc:
+        message = (
+            f"cannot read {exc.filename}: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
+        )
+        if args.json:
+            print(json.dumps({"ok": False, "error": message}))
+        _err(message)
         return EXIT_USAGE
-    if not result.ok:
+    if args.json:
+        print(json.dumps(result.to_json()))
+    elif result.ok:
+        print(f"{', '.join(str(p) for p in order_files(paths))}: {result.describe()}")
+    else:
         print(result.describe())
-        return EXIT_FAILED
-    print(f"{', '.join(str(p) for p in order_files(paths))}: {result.describe()}")
-    return EXIT_OK
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 # --- calc --------------------------------------------------------------------------------
@@ -144,11 +167,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def cmd_calc(args: argparse.Namespace) -> int:
     """Evaluate one expression with the server's engine and limits; exit 2 if rejected."""
-    from pingcalc.calc import CalcError, Limits, evaluate
+    from pingcalc.calc import Bounds, CalcError, evaluate
 
-    limits = Limits.from_settings(_settings(args))
+    bounds = Bounds.from_mapping(_settings(args).model_dump(), prefix="calc_")
     try:
-        result = evaluate(args.expression, limits)
+        result = evaluate(args.expression, bounds)
     except CalcError as exc:
         _err(str(exc))
         return EXIT_USAGE
@@ -160,58 +183,92 @@ def cmd_calc(args: argparse.Namespace) -> int:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    """Ping one address with the server's engine and policy; exit 1 if nothing answered."""
+    """Ping an address or a host name with the server's engine and policy, live.
+
+    Exit 0 if any echo was answered, 1 if none was or the lookup or the backend failed,
+    2 for a refused target, an unknown name or a bad option (via `main`).
+    """
     import asyncio
-    import json
 
     from pingcalc.ping import (
         BackendUnavailableError,
+        PingPlan,
+        ResolverBusyError,
+        ResolverFailedError,
+        ResolverTimeoutError,
         TargetPolicy,
-        deadline_for,
-        parse_target,
+        resolve_target,
         select_backend,
+        select_resolver,
     )
 
     settings = _settings(args)
-    count = settings.ping_default_count if args.count is None else args.count
-    if not 1 <= count <= settings.ping_max_count:
-        _err(f"--count must be between 1 and {settings.ping_max_count}")
-        return EXIT_USAGE
-    # Rejected targets raise PingcalcError subclasses: main() prints them and exits 2.
+    # Refused plans, targets and unknown names raise PingcalcError: main() prints, exits 2.
+    plan = PingPlan.from_settings(settings, count=args.count, family=args.family)
     policy = TargetPolicy(settings.ping_allow, settings.ping_deny)
-    address = policy.check(parse_target(args.target))
-    timeout, interval = settings.ping_timeout_seconds, settings.ping_interval_seconds
+    resolver = select_resolver(
+        settings.ping_resolver,
+        timeout=settings.ping_resolve_timeout_seconds,
+        max_in_flight=settings.ping_max_lookups,
+    )
     try:
-        backend, reason = select_backend(args.backend or settings.ping_backend)
-        result = asyncio.run(
-            backend.ping(
-                address,
-                count=count,
-                timeout=timeout,
-                interval=interval,
-                deadline=deadline_for(count, timeout=timeout, interval=interval),
-            )
+        destination = asyncio.run(
+            resolve_target(args.target, policy=policy, resolver=resolver, family=plan.family)
         )
-    except BackendUnavailableError as exc:
+        backend, reason = select_backend(args.backend or settings.ping_backend)
+        print(f"backend: {backend.name} ({reason})", file=sys.stderr, flush=True)
+        output = "json-lines" if args.json_lines else "json" if args.json else "text"
+        result = asyncio.run(_ping_live(plan, backend, destination, output))
+    except (
+        BackendUnavailableError,
+        ResolverTimeoutError,
+        ResolverFailedError,
+        ResolverBusyError,
+    ) as exc:
         _err(str(exc))
         return EXIT_FAILED
-    print(f"backend: {backend.name} ({reason})", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result.to_dict()))
-    else:
-        print(
-            f"PING {result.target} (IPv{result.family}): {result.sent} sent, "
-            f"{result.received} received, {result.loss_percent:g}% loss"
-        )
-        for reply in result.replies:
-            print(f"  seq={reply.seq} time={reply.rtt_ms:.3f} ms")
-        if result.rtt is not None:
-            rtt = result.rtt
-            print(
-                f"rtt min/avg/max/stddev = {rtt.min:.3f}/{rtt.avg:.3f}/{rtt.max:.3f}/"
-                f"{rtt.stddev:.3f} ms"
-            )
     return EXIT_OK if result.received else EXIT_FAILED
+
+
+async def _ping_live(
+    plan: PingPlan, backend: PingBackend, destination: Destination, output: str
+) -> PingResult:
+    """Print each reply or timeout as it happens (flushed), then the summary; the result."""
+    import contextlib
+    import json
+
+    from pingcalc.ping import PingResult, Reply
+
+    address = destination.address
+    where = f"{address} (IPv{address.version})"
+    if destination.name is not None:
+        where = f"{destination.name} ({address}, IPv{address.version})"
+    if output == "text":
+        print(f"PING {where}: {plan.count} echo requests", flush=True)
+    result: PingResult | None = None
+    async with contextlib.aclosing(plan.stream(backend, destination)) as events:
+        async for item in events:
+            if isinstance(item, PingResult):
+                result = item
+            elif output == "json-lines":
+                print(json.dumps(item.to_dict()), flush=True)
+            elif output == "text":
+                detail = f"time={item.rtt_ms:.3f} ms" if isinstance(item, Reply) else "timeout"
+                print(f"  seq={item.seq} {detail}", flush=True)
+    if result is None:  # every stream ends with its result; a backend bug otherwise
+        raise RuntimeError("the ping stream ended without a result")
+    if output != "text":
+        print(json.dumps(result.to_dict()), flush=True)
+        return result
+    print(
+        f"--- {where}: {result.sent} sent, {result.received} received, "
+        f"{result.loss_percent:g}% loss"
+    )
+    if result.rtt is not None:
+        rtt = result.rtt
+        stats = f"{rtt.min:.3f}/{rtt.avg:.3f}/{rtt.max:.3f}/{rtt.stddev:.3f}"
+        print(f"rtt min/avg/max/stddev = {stats} ms", flush=True)
+    return result
 
 
 # --- check -------------------------------------------------------------------------------
@@ -273,15 +330,42 @@ def build_parser() -> argparse.ArgumentParser:
     calc.add_argument("expression", help="for example '2*(3+4)' (quote it for the shell)")
     calc.set_defaults(handler=cmd_calc)
 
-    ping = sub.add_parser("ping", help="ping an IP address with the server's engine and policy")
-    ping.add_argument("target", help="an IPv4 dotted-quad or IPv6 address (no host names)")
+    ping = sub.add_parser(
+        "ping",
+        help="ping an address or host name with the server's engine and policy",
+        description="Send ICMP echoes with the server's engine: the same target rules, name "
+        "lookup, policy, count bound and deadline as POST /api/v1/ping. A host name is "
+        "resolved once (PINGCALC_PING_RESOLVER, default the system resolver) and refused if "
+        "any of its addresses is refused. Each reply or timeout is printed as it happens.",
+        epilog="Output: text by default; --json prints only the final result (the API's JSON); "
+        '--json-lines prints one JSON object per echo as it happens ({"event": "reply", "seq": '
+        'N, "rtt_ms": T} or {"event": "timeout", "seq": N}), then the final result. '
+        "Exit status: 0 if any echo was answered; 1 if none was, or the lookup timed out or "
+        "failed, or no backend can ping; 2 for a refused target, an unknown name or a bad option.",
+    )
+    ping.add_argument(
+        "target",
+        help="an IPv4 dotted-quad, an IPv6 address, or a host name (IDNA allowed)",
+    )
     ping.add_argument("--count", type=int, help="echo requests, 1-5 (PINGCALC_PING_DEFAULT_COUNT)")
+    ping.add_argument(
+        "--family",
+        type=int,
+        choices=(4, 6),
+        help="resolve the name to IPv4 or IPv6 only (default: IPv4 if the name has one)",
+    )
     ping.add_argument(
         "--backend",
         choices=("auto", "datagram", "subprocess"),
         help="how to send the echoes (PINGCALC_PING_BACKEND, default auto)",
     )
-    ping.add_argument("--json", action="store_true", help="print the result as JSON")
+    output = ping.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print only the final result as JSON")
+    output.add_argument(
+        "--json-lines",
+        action="store_true",
+        help="print one JSON line per echo as it happens, then the final result",
+    )
     ping.set_defaults(handler=cmd_ping)
 
     check = sub.add_parser("check", help="self-audit of the configuration and environment")
@@ -289,9 +373,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="work with the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    audit_verify = audit_sub.add_parser(
-        "verify", help="check the hash chain of audit files (exit 0 only when intact)"
+    keygen = audit_sub.add_parser(
+        "keygen", help="create the initial audit key: one file for the service, one offline"
     )
+    keygen.add_argument(
+        "--service-key", type=Path, required=True, metavar="FILE",
+        help="for the service (PINGCALC_AUDIT_KEY_FILE); never overwritten",
+    )  # fmt: skip
+    keygen.add_argument(
+        "--verify-key", type=Path, required=True, metavar="FILE2",
+        help="the copy the operator keeps offline for `audit verify --key`",
+    )  # fmt: skip
+    keygen.set_defaults(handler=cmd_audit_keygen)
+    audit_verify = audit_sub.add_parser(
+        "verify",
+        help="check audit files: seals, chain, epochs, shipped checkpoints (exit 0 only intact)",
+    )
+    audit_verify.add_argument(
+        "--key", type=Path, required=True, metavar="FILE2",
+        help="the initial key kept offline (from audit keygen --verify-key)",
+    )  # fmt: skip
+    audit_verify.add_argument(
+        "--checkpoints", type=Path, action="append", metavar="LOG",
+        help="a JSON-lines log holding the shipped checkpoints, e.g. the saved container log "
+        "(repeatable); without it a cut tail cannot be seen",
+    )  # fmt: skip
+    audit_verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
     audit_verify.add_argument(
         "files", nargs="+", type=Path, metavar="FILE", help="FILE.1 FILE.2 ... FILE, any order"
     )

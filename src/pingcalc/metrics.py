@@ -14,7 +14,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from starlette.types import Scope
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Methods a client can send are free text; anything else is counted as "other".
@@ -93,13 +92,10 @@ class Metrics:
         """Read the in-flight count from the ping cap at scrape time (no bookkeeping per ping)."""
         self.pings_in_flight.set_function(lambda: float(read()))
 
-    def observe_request(self, scope: Scope, status: int, seconds: float) -> None:
-        """RequestGuard's observer: one answered request."""
-        route = scope.get("route")
+    def observe_request(self, route: str | None, method: str, status: int, seconds: float) -> None:
+        """One answered request, by its route template (None: no route matched)."""
         # The template (`/api/v1/ping`), never the raw path: unknown paths share one series.
-        template = getattr(route, "path", None)
-        label = template if isinstance(template, str) else "unmatched"
-        method = scope.get("method", "")
+        label = route if route is not None else "unmatched"
         self.requests.labels(
             label, method if method in KNOWN_METHODS else "other", str(status)
         ).inc()

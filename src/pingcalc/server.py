@@ -1,15 +1,303 @@
-"""Running the app under uvicorn: one process or several workers, graceful on SIGTERM."""
+"""Running the app under uvicorn, with a guarded HTTP protocol in front of httptools.
+
+uvicorn's httptools protocol bounds neither a request's head (one connection streaming a
+64 MB header grew the process by 64 MB) nor the time a client takes to send it, and never
+closes a connection that sends nothing (slowloris). `GuardedProtocol` adds, per connection:
+
+- a cap on the head's bytes and header count, answered 431 and closed, checked *before* the
+  bytes reach the parser (which would buffer them);
+- a read deadline from a request's first byte (or the connection's start) to its last
+  byte: a head or body still trickling in then is closed (408 while the head is incomplete);
+- the idle keep-alive deadline (uvicorn's own);
+- a per-process connection cap and a per-client one: at the cap, a new connection evicts
+  the oldest connection that is idle or still sending its request, never one being
+  answered, so slow clients cannot hold every descriptor and a health check gets in.
+
+`httptools` stays the parser: h11 caps headers too, but serves about half the requests.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import resource
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import httptools
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pingcalc.api.forwarded import TrustedProxies
+from pingcalc.api.headers import SECURITY_HEADERS, new_request_id
+from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from pingcalc.gate import client_key
+from pingcalc.logs import get_logger, write_event
 from pingcalc.settings import Settings
+
+log = get_logger("pingcalc.server")
+
+# Descriptors kept free beyond the connection cap: the listening socket, log and audit
+# files, the tokens file, ping sockets and Redis connections.
+RESERVED_DESCRIPTORS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """The per-connection bounds (picklable: uvicorn hands them to worker processes)."""
+
+    max_header_bytes: int
+    max_headers: int
+    read_timeout: float
+    max_connections: int
+    max_per_client: int
+    trusted_proxies: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionLimits:
+        return cls(
+            max_header_bytes=settings.max_header_bytes,
+            max_headers=settings.max_headers,
+            read_timeout=settings.request_read_timeout_seconds,
+            max_connections=settings.max_connections,
+            max_per_client=settings.max_connections_per_client,
+            trusted_proxies=settings.forwarded_allow_ips,
+        )
+
+
+class _HeaderLimit(Exception):
+    """Raised from a parser callback when a request has too many header fields."""
+
+
+class ConnectionRegistry:
+    """This process's open connections, oldest first, and how many each client holds."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self.proxies = TrustedProxies(limits.trusted_proxies)
+        self.open: dict[GuardedProtocol, str | None] = {}
+        self.per_client: Counter[str] = Counter()
+
+    def admit(self, conn: GuardedProtocol, address: str | None) -> bool:
+        """Register `conn`, evicting an idle or slow connection if a cap is reached."""
+        key = None
+        if address is not None and not self.proxies.trusts(address):
+            key = client_key(address)
+            if self.per_client[key] >= self.limits.max_per_client and not self._evict(key):
+                return False
+        if len(self.open) >= self.limits.max_connections and not self._evict(None):
+            return False
+        self.open[conn] = key
+        if key is not None:
+            self.per_client[key] += 1
+        return True
+
+    def remove(self, conn: GuardedProtocol) -> None:
+        if conn not in self.open:
+            return
+        key = self.open.pop(conn)
+        if key is not None:
+            self.per_client[key] -= 1
+            if self.per_client[key] <= 0:
+                del self.per_client[key]
+
+    def _evict(self, key: str | None) -> bool:
+        """Close the oldest evictable connection (of client `key`, or of anyone)."""
+        for conn, owner in self.open.items():
+            if (key is None or owner == key) and conn.evictable():
+                self.remove(conn)
+                conn.evict()
+                return True
+        return False
+
+
+def _registry(server_state: Any, limits: ConnectionLimits) -> ConnectionRegistry:
+    registry: ConnectionRegistry | None = getattr(server_state, "pingcalc_registry", None)
+    if registry is None:
+        registry = ConnectionRegistry(limits)
+        server_state.pingcalc_registry = registry
+    return registry
+
+
+def _raw_problem(status: int, detail: str, kind: str) -> bytes:
+    """A whole HTTP/1.1 problem response that closes the connection (written by the protocol,
+    outside any ASGI cycle)."""
+    request_id = new_request_id()
+    body = problem_body(status, detail, kind=kind, request_id=request_id)
+    lines = [
+        f"HTTP/1.1 {status} {_PHRASES[status]}".encode(),
+        b"content-type: " + PROBLEM_MEDIA_TYPE.encode(),
+        b"content-length: " + str(len(body)).encode(),
+        b"connection: close",
+        *(name + b": " + value for name, value in SECURITY_HEADERS),
+        b"x-request-id: " + request_id.encode(),
+    ]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+_PHRASES = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+}
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the bounds described in the module docstring."""
+
+    def __init__(
+        self, config: uvicorn.Config, server_state: Any, app_state: Any, _loop: Any = None
+    ):
+        super().__init__(config, server_state, app_state, _loop)
+        limits: ConnectionLimits = config.pingcalc_limits  # type: ignore[attr-defined]
+        self.limits = limits
+        self.registry = _registry(server_state, limits)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_head = True  # waiting for, or reading, a request head
+        self._head_bytes = 0
+        self._tail = b""  # the last bytes of the head so far: "\r\n\r\n" may span reads
+        self._header_count = 0
+        self._began = False  # a new message began since the last one completed
+
+    # --- connection lifetime ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        address = self.client[0] if self.client else None
+        if not self.registry.admit(self, address):
+            # Every connection is being answered: refuse the newcomer rather than queue it.
+            transport.close()
+            return
+        self._arm_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.registry.remove(self)
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def evictable(self) -> bool:
+        """Idle, or still sending its request: nothing is being answered on it."""
+        return self.cycle is None or self.cycle.response_complete
+
+    def evict(self) -> None:
+        self._cancel_deadline()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        if self._deadline is None:
+            self._arm_deadline()
+        if self._in_head:
+            joined = self._tail + data
+            end = joined.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._refuse(431, "the request head is too large", "header-too-large")
+                return
+            self._tail = joined[-3:]
+        self._began = False
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeaderLimit):
+                self._refuse(431, "the request has too many header fields", "header-too-large")
+            else:
+                self._refuse(400, "invalid HTTP request", "bad-request")
+            return
+        except httptools.HttpParserError:
+            self._refuse(400, "invalid HTTP request", "bad-request")
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._in_head and self._began:
+            # A pipelined request began in this read: count its head from the last head end
+            # we can see (an over-estimate when a body without CRLFCRLF precedes it).
+            last = data.rfind(b"\r\n\r\n")
+            self._head_bytes = len(data) - (last + 4 if last >= 0 else 0)
+            self._tail = data[-3:]
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._refuse(431, "the request head is too large", "header-too-large")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._began = True
+        self._header_count = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            raise _HeaderLimit
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # The whole request is in: the read deadline stops, the next head starts counting.
+        self._cancel_deadline()
+        self._in_head = True
+        self._head_bytes = 0
+        self._tail = b""
+
+    # --- deadlines and refusals -------------------------------------------------------------
+
+    def _arm_deadline(self) -> None:
+        self._deadline = self.loop.call_later(self.limits.read_timeout, self._read_timed_out)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _read_timed_out(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self._in_head and self._head_bytes and self.evictable():
+            self._refuse(408, "the request was not sent in time", "request-timeout")
+        else:
+            # Nothing sent at all, or a body still trickling while the app waits for it.
+            self.transport.close()
+
+    def _refuse(self, status: int, detail: str, kind: str) -> None:
+        """Answer `status` and close, unless a response is already on the wire."""
+        self._cancel_deadline()
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if cycle.response_started:
+                self.transport.close()
+                return
+            # The request broke after its head (a bad body framing): the app, already
+            # started, is told the client left, and our answer replaces whatever it would say.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.write(_raw_problem(status, detail, kind))
+        self.transport.close()
+        write_event(
+            "access",
+            request_id=None,
+            method=None,
+            path=None,
+            status=status,
+            duration_ms=None,
+            client_ip=self.client[0] if self.client else None,
+            token=None,
+            reason=kind.replace("-", "_"),
+        )
 
 
 class _Server(uvicorn.Server):
@@ -30,34 +318,73 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "host": settings.host,
         "port": settings.port,
+        "http": "pingcalc.server:GuardedProtocol",
+        "ws": "none",
         # No version banner (OWASP A05); our own JSON access event replaces uvicorn's.
         "server_header": False,
+        "date_header": True,
         "log_config": None,
         "access_log": False,
-        # X-Forwarded-For is honoured only from proxies the operator names.
-        "proxy_headers": bool(settings.forwarded_allow_ips),
-        "forwarded_allow_ips": settings.forwarded_allow_ips or "",
+        # X-Forwarded-For is read by the edge (api/forwarded.py), from trusted proxies only.
+        "proxy_headers": False,
+        "timeout_keep_alive": settings.keepalive_timeout_seconds,
         # In-flight requests get this long after SIGTERM; new connections are refused at once.
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
         "lifespan": "on",
     }
 
 
+def raise_descriptor_limit(settings: Settings) -> int:
+    """Raise the soft descriptor limit toward the hard one; return the connection cap it allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = settings.max_connections + RESERVED_DESCRIPTORS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    allowed = settings.max_connections
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        allowed = max(16, soft - RESERVED_DESCRIPTORS)
+        log.warning(
+            "connection_cap_lowered",
+            configured=settings.max_connections,
+            effective=allowed,
+            descriptor_limit=soft,
+        )
+    return allowed
+
+
+def config_for(settings: Settings, app: Any, **extra: Any) -> uvicorn.Config:
+    """A uvicorn config carrying the connection limits to every worker."""
+    config = uvicorn.Config(app, **uvicorn_options(settings), **extra)
+    limits = ConnectionLimits.from_settings(settings)
+    allowed = raise_descriptor_limit(settings)
+    if allowed != limits.max_connections:
+        limits = ConnectionLimits(**{**_asdict(limits), "max_connections": allowed})
+    config.pingcalc_limits = limits  # type: ignore[attr-defined]
+    return config
+
+
+def _asdict(limits: ConnectionLimits) -> dict[str, Any]:
+    return {name: getattr(limits, name) for name in ConnectionLimits.__slots__}
+
+
 def serve(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; with workers > 1, uvicorn supervises worker processes."""
-    options = uvicorn_options(settings)
     if settings.workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
         # Each worker builds its own app from the environment: pass our effective choices down.
         os.environ["PINGCALC_HOST"] = settings.host
         os.environ["PINGCALC_PORT"] = str(settings.port)
         os.environ["PINGCALC_TOKENS_FILE"] = str(settings.tokens_file)
-        uvicorn.run(
-            "pingcalc.app:app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            **options,
+        config = config_for(
+            settings, "pingcalc.app:app_from_environment", factory=True, workers=settings.workers
         )
+        sock = config.bind_socket()
+        Multiprocess(config, sockets=[sock]).run()
         return
     from pingcalc.app import create_app
 
-    _Server(uvicorn.Config(create_app(settings), **options)).run()
+    _Server(config_for(settings, create_app(settings))).run()

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pingcalc.audit import Auditor
+from pingcalc.audit import Auditor, build_auditor
 from pingcalc.auth import TokenStore
-from pingcalc.calc import Evaluator, Limits
-from pingcalc.limits import ConcurrencyCap, PenaltyBox, RateLimiter, SharedConcurrencyCap
+from pingcalc.calc import Bounds, Evaluator
+from pingcalc.gate import Gate
+from pingcalc.logs import get_logger
 from pingcalc.metrics import Metrics
 from pingcalc.ping import PingBackend, TargetPolicy, select_backend
 from pingcalc.settings import Settings
+from pingcalc.throttle import (
+    ConcurrencyCap,
+    PenaltyBox,
+    RateLimiter,
+    RedisLink,
+    SharedConcurrencyCap,
+)
+from pingcalc.throttle.redis_link import is_redis_uri
 
 
 @dataclass
 class Services:
-    """Everything a request handler may need, injected with FastAPI `Depends`."""
+    """Everything a request handler may need; the gate is derived from the others."""
 
     settings: Settings
     tokens: TokenStore
@@ -28,32 +37,59 @@ class Services:
     ping_policy: TargetPolicy
     metrics: Metrics = field(default_factory=Metrics)
     penalty_box: PenaltyBox = field(default_factory=PenaltyBox)
+    gate: Gate = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Built here, not passed in: `dataclasses.replace(services, audit=...)` (tests)
+        # rebuilds a gate over the replaced objects.
+        settings = self.settings
+        self.gate = Gate(
+            tokens=self.tokens,
+            limiter=self.limiter,
+            box=self.penalty_box,
+            audit=self.audit,
+            per_ip=settings.rate_limit_per_ip,
+            auth_failures=settings.auth_failures_per_ip,
+            per_token=settings.rate_limit_per_token,
+        )
 
 
 def build_services(settings: Settings) -> Services:
     """Construct the services for `settings`."""
     metrics = Metrics()
-    audit = Auditor(
-        settings.audit_file,
-        max_bytes=settings.audit_max_bytes,
-        on_failure=settings.audit_on_failure,
-        observer=metrics.observe_audit,
+    audit = build_auditor(settings, observer=metrics.observe_audit)
+
+    def record_switch(event: str, fields: dict[str, object]) -> None:
+        audit.emit(event, outcome="info", **fields)
+
+    link = (
+        RedisLink(settings.rate_limit_storage, on_switch=record_switch)
+        if is_redis_uri(settings.rate_limit_storage)
+        else None
     )
-    limiter = RateLimiter(
-        settings.rate_limit_storage,
-        enabled=settings.rate_limit_enabled,
-        on_switch=lambda event, fields: audit.emit(event, outcome="info", **fields),
-    )
+    limiter = RateLimiter(link, enabled=settings.rate_limit_enabled)
     pinger, ping_backend_reason = select_backend(settings.ping_backend)
-    ping_cap = _ping_cap(settings, limiter)
+    ping_cap: ConcurrencyCap = (
+        SharedConcurrencyCap(
+            settings.ping_max_in_flight, settings.ping_max_per_token, name="ping", link=link
+        )
+        if link is not None
+        else ConcurrencyCap(settings.ping_max_in_flight, settings.ping_max_per_token, name="ping")
+    )
     metrics.track_pings_in_flight(lambda: ping_cap.in_flight)
+
+    def tokens_reload_failed(error: str) -> None:
+        # Once per change of the file: the last good view stays in force meanwhile.
+        get_logger("pingcalc.auth").warning("tokens_reload_failed", error=error)
+        audit.emit("tokens_reload_failed", outcome="error", reason="malformed", error=error)
+
     return Services(
         settings=settings,
-        tokens=TokenStore(settings.tokens_file),
+        tokens=TokenStore(settings.tokens_file, on_reload_failed=tokens_reload_failed),
         limiter=limiter,
         audit=audit,
         ping_cap=ping_cap,
-        evaluator=Evaluator(Limits.from_settings(settings), cache_size=settings.calc_cache_size),
+        evaluator=build_evaluator(settings),
         pinger=pinger,
         ping_backend_reason=ping_backend_reason,
         ping_policy=TargetPolicy(settings.ping_allow, settings.ping_deny),
@@ -61,14 +97,6 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-def _ping_cap(settings: Settings, limiter: RateLimiter) -> ConcurrencyCap:
-    """Per-process caps with memory://; caps shared across replicas with redis://."""
-    if limiter.shared:
-        return SharedConcurrencyCap(
-            settings.ping_max_in_flight,
-            settings.ping_max_per_token,
-            name="ping",
-            redis_uri=settings.rate_limit_storage,
-            limiter=limiter,
-        )
-    return ConcurrencyCap(settings.ping_max_in_flight, settings.ping_max_per_token, name="ping")
+def build_evaluator(settings: Settings) -> Evaluator:
+    """The calculator with the `calc_*` bounds (also what `bench/bench_calc.py` measures)."""
+    return Evaluator(Bounds.from_mapping(settings.model_dump(), prefix="calc_"))

@@ -10,16 +10,30 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from pingcalc.calc.bounds import DEFAULT_BOUNDS, RANGES
 from pingcalc.errors import PingcalcError
 
 SECRETS_DIR = Path("/run/secrets")
 
 Scope = Literal["ping", "calculate", "metrics"]
 SCOPES: tuple[Scope, ...] = ("ping", "calculate", "metrics")
+
+# Host-name lookups. A silent or slow name server cannot hold a request longer than this
+# (resolver DoS, T1499); getaddrinfo's own retries can take 10 s or more.
+PING_RESOLVE_TIMEOUT_SECONDS = 2.0
+# Lookups in flight per process; past it a name is refused at once, never queued, so a flood
+# of slow names cannot pile up lookup threads or amplify through the resolver (T1499, T1498).
+PING_MAX_LOOKUPS = 16
+
+
+def _calc_bound(name: str) -> Any:
+    """The field of calculator bound `name`: its default and its range, from the calculator."""
+    low, high = RANGES[name]
+    return Field(default=getattr(DEFAULT_BOUNDS, name), ge=low, le=high)
 
 
 class SettingsError(PingcalcError):
@@ -44,9 +58,28 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     # Seconds in-flight requests get to finish after SIGTERM before the server exits.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=300)
-    # Trust X-Forwarded-For only from these proxies (empty: never), so clients cannot
-    # spoof the address that per-IP limits and the audit trail use.
+    # Trust X-Forwarded-For only from these proxies: addresses or CIDR networks, comma
+    # separated (empty: never), so clients cannot spoof the address that per-IP limits, the
+    # penalty box and the audit trail use. `*` trusts every peer (`pingcalc check` fails it).
     forwarded_allow_ips: str = ""
+
+    # --- connections (the guarded HTTP protocol, server.py) ----------------------------
+    # Bytes of one request's head (request line and headers). Stops memory exhaustion by a
+    # huge header (one connection streaming 64 MB of header): answered 431 and closed.
+    max_header_bytes: int = Field(default=32 * 1024, ge=4 * 1024, le=1024 * 1024)
+    # Header fields per request. Stops CPU spent on a flood of tiny headers: 431 and closed.
+    max_headers: int = Field(default=100, ge=16, le=1000)
+    # Seconds from a request's first byte (or a new connection) to its last: a connection
+    # still trickling its head or body then is closed (slowloris, slow POST).
+    request_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Seconds an idle keep-alive connection is kept open between requests.
+    keepalive_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Open connections per process. At the cap, a new connection evicts the oldest one that
+    # is idle or still sending its request (never one being answered), so slow clients cannot
+    # hold every descriptor and a health check still gets in (T1499).
+    max_connections: int = Field(default=1024, ge=16, le=1_000_000)
+    # Open connections per client (IPv4 address or IPv6 /64; trusted proxies are exempt).
+    max_connections_per_client: int = Field(default=64, ge=1, le=1_000_000)
 
     # --- auth --------------------------------------------------------------------------
     tokens_file: Path = Path("tokens.json")
@@ -73,14 +106,13 @@ class Settings(BaseSettings):
     # Per token, after authentication: one client cannot starve the others.
     rate_limit_per_token: str = "120/minute"  # noqa: S105 - a rate, not a password
 
-    # --- calculate ---------------------------------------------------------------------
-    calc_max_length: int = Field(default=1000, ge=1, le=100_000)
-    calc_max_depth: int = Field(default=50, ge=1, le=500)
-    calc_max_nodes: int = Field(default=500, ge=1, le=100_000)
-    # CPython cannot print ints over ~14,284 bits (its 4,300-digit str() limit).
-    calc_max_int_bits: int = Field(default=4096, ge=64, le=14_000)
-    calc_max_args: int = Field(default=16, ge=1, le=1000)
-    calc_cache_size: int = Field(default=1024, ge=0, le=1_000_000)
+    # --- calculate: defaults and ranges are the calculator's own (pingcalc/calc/bounds.py) -
+    calc_max_length: int = _calc_bound("max_length")
+    calc_max_depth: int = _calc_bound("max_depth")
+    calc_max_nodes: int = _calc_bound("max_nodes")
+    calc_max_int_bits: int = _calc_bound("max_int_bits")
+    calc_max_args: int = _calc_bound("max_args")
+    calc_cache_size: int = _calc_bound("cache_size")
 
     # --- ping --------------------------------------------------------------------------
     ping_backend: Literal["auto", "datagram", "subprocess"] = "auto"
@@ -94,12 +126,25 @@ class Settings(BaseSettings):
     # NoDecode: the environment carries a comma-separated list, not JSON.
     ping_allow: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(default_factory=list)
     ping_deny: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(default_factory=list)
+    # Host names: "system" = getaddrinfo (/etc/hosts, the host's DNS); "dns://IP[:PORT]" asks
+    # only that server (tests run one on loopback). Every address is then judged by the policy.
+    ping_resolver: str = "system"
+    ping_resolve_timeout_seconds: float = Field(default=PING_RESOLVE_TIMEOUT_SECONDS, gt=0, le=10)
+    ping_max_lookups: int = Field(default=PING_MAX_LOOKUPS, ge=1, le=1_000)
 
     # --- audit -------------------------------------------------------------------------
     audit_file: Path | None = None
+    # The initial sealing key (`pingcalc audit keygen`), required with audit_file; read only to
+    # create the evolving key beside the audit file: remove it after the first start.
+    audit_key_file: Path | None = Field(default=None, validate_default=True)
     audit_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     audit_on_failure: Literal["closed", "open"] = "closed"
     audit_expression_max: int = Field(default=200, ge=0, le=10_000)
+    # The key evolves at each checkpoint: records older than this cannot be re-sealed.
+    audit_checkpoint_seconds: float = Field(default=60.0, ge=0.1, le=86_400)
+    # Where checkpoints go besides the file: stdout, syslog:///dev/log, syslog://host:514,
+    # http(s)://collector/path (comma-separated). See pingcalc/audit/shipping.py.
+    audit_checkpoint_to: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["stdout"])
 
     @field_validator("ping_allow", "ping_deny", mode="before")
     @classmethod
@@ -113,15 +158,51 @@ class Settings(BaseSettings):
             ]
         return value
 
+    @field_validator("audit_key_file")
+    @classmethod
+    def _key_with_audit_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None and info.data.get("audit_file") is not None:
+            raise ValueError(
+                "required with PINGCALC_AUDIT_FILE (records are sealed with it); create it "
+                "with: pingcalc audit keygen --service-key FILE --verify-key OFFLINE_FILE"
+            )
+        return value
+
+    @field_validator("audit_checkpoint_to", mode="before")
+    @classmethod
+    def _check_destinations(cls, value: Any) -> Any:
+        from pingcalc.audit.shipping import check_destination
+
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return [check_destination(str(item)) for item in value]
+        return value
+
+    @field_validator("ping_resolver")
+    @classmethod
+    def _check_resolver(cls, value: str) -> str:
+        from pingcalc.ping.resolvers import check_resolver_setting
+
+        return check_resolver_setting(value)  # ValueError names the accepted forms
+
     @field_validator("rate_limit_per_ip", "auth_failures_per_ip", "rate_limit_per_token")
     @classmethod
     def _check_rate(cls, value: str) -> str:
-        from limits import parse_many
+        from pingcalc.throttle.rate import Rate
 
+        Rate.parse(value)  # a RateSyntaxError is a ValueError: pydantic reports it
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
         try:
-            parse_many(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a rate such as '60/minute'") from None
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"must be addresses or CIDR networks, comma separated ({exc})"
+            ) from None
         return value
 
     @field_validator("rate_limit_storage")
@@ -130,6 +211,19 @@ class Settings(BaseSettings):
         if not value.startswith(("memory://", "redis://", "rediss://")):
             raise ValueError("must start with memory://, redis:// or rediss://")
         return value
+
+
+def parse_networks(spec: str) -> tuple[list[IPv4Network | IPv6Network], bool]:
+    """(networks, trust everyone) from `10.0.0.0/8, 192.0.2.7, *`; raises ValueError."""
+    networks: list[IPv4Network | IPv6Network] = []
+    everyone = False
+    for part in spec.split(","):
+        item = part.strip()
+        if item == "*":
+            everyone = True
+        elif item:
+            networks.append(ip_network(item, strict=False))
+    return networks, everyone
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -8,7 +8,6 @@ and the records themselves must never leak a token (information disclosure).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -26,18 +25,9 @@ from pingcalc.app import create_app
 from pingcalc.audit import FIXED_FIELDS, verify
 from pingcalc.services import build_services
 from pingcalc.settings import Settings
-from tests_support import PINGCALC, LiveServer, Tokens
+from tests_support import PINGCALC, AuditKeys, LiveServer, Tokens, audit_records, file_records
 
 Record = dict[str, Any]
-
-
-def audit_records(text: str) -> list[Record]:
-    """The audit lines of a captured stdout (other log lines are skipped)."""
-    records = []
-    for line in text.splitlines():
-        if line.startswith("{") and '"log":"audit"' in line:
-            records.append(json.loads(line))
-    return records
 
 
 def only(records: list[Record], event: str) -> Record:
@@ -67,7 +57,7 @@ class Audited:
         return audit_records(self.capsys.readouterr().out)
 
     def file_records(self) -> list[Record]:
-        return [json.loads(line) for line in self.file.read_text().splitlines()]
+        return file_records(self.file)
 
 
 @pytest.fixture
@@ -75,12 +65,13 @@ def audited_factory(
     make_settings: Callable[..., Settings],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    audit_keys: AuditKeys,
 ) -> Callable[..., Audited]:
     clients: list[TestClient] = []
 
     def build(**overrides: Any) -> Audited:
         file = tmp_path / "audit" / "audit.jsonl"
-        settings = make_settings(audit_file=file, **overrides)
+        settings = make_settings(audit_file=file, audit_key_file=audit_keys.service, **overrides)
         services = build_services(settings)
         backend = RecordingBackend()
         services.pinger = backend
@@ -176,7 +167,7 @@ def test_calculation_is_audited_with_bounded_expression_and_result(
     assert record["expression"] == expression[:12]
     assert record["request_id"] == response.headers["x-request-id"]
     stored = only(audited.file_records(), "calculation")
-    assert stored["hash"] == record["hash"]
+    assert stored["mac"] == record["mac"]
 
 
 def test_calculation_rejection_is_audited_with_reason_and_position(
@@ -212,7 +203,7 @@ def test_ping_is_audited_with_target_and_result_summary(audited: Audited, tokens
     )
     assert (record["sent"], record["received"], record["loss_percent"]) == (2, 2, 0.0)
     stored = only(audited.file_records(), "ping")
-    assert stored["hash"] == record["hash"] and stored["request_id"] == record["request_id"]
+    assert stored["mac"] == record["mac"] and stored["request_id"] == record["request_id"]
 
 
 @pytest.mark.parametrize(
@@ -270,26 +261,36 @@ def test_capacity_rejection_is_audited(
     )
 
 
-def run_cli(tokens: Tokens, audit_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    tokens: Tokens, keys: AuditKeys, audit_file: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
-    env.update(PINGCALC_TOKENS_FILE=str(tokens.path), PINGCALC_AUDIT_FILE=str(audit_file))
+    env.update(keys.env(audit_file), PINGCALC_TOKENS_FILE=str(tokens.path))
     return subprocess.run(
         [PINGCALC, *args], capture_output=True, text=True, env=env, timeout=30, check=True
     )
 
 
 def test_token_created_and_revoked_are_audited_without_the_secret(
-    tokens: Tokens, tmp_path: Path
+    tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
-    """The CLI records `token_created` and `token_revoked` (name and scopes, never the secret)."""
+    """The CLI records `token_created` and `token_revoked` (name and scopes, never the secret)
+    in the sealed file, and checkpoints it when it exits."""
     audit_file = tmp_path / "audit.jsonl"
-    created = run_cli(tokens, audit_file, "token", "create", "ops", "--scope", "ping")
+    created = run_cli(tokens, audit_keys, audit_file, "token", "create", "ops", "--scope", "ping")
     secret = created.stdout.strip()
     assert secret.startswith("pc_")
-    revoked = run_cli(tokens, audit_file, "token", "revoke", "ops")
+    revoked = run_cli(tokens, audit_keys, audit_file, "token", "revoke", "ops")
+    chain = {"audit_chain_started", "audit_checkpoint"}
     shown = audit_records(created.stderr) + audit_records(revoked.stderr)
-    stored = [json.loads(line) for line in audit_file.read_text().splitlines()]
-    for records in (shown, stored):
+    stored = file_records(audit_file)
+    assert [r["event"] for r in stored if r["event"] in chain] == [
+        "audit_chain_started",
+        "audit_checkpoint",
+        "audit_checkpoint",
+    ]
+    for everything in (shown, stored):
+        records = [r for r in everything if r["event"] not in chain]
         assert [r["event"] for r in records] == ["token_created", "token_revoked"]
         for record in records:
             assert_schema(record)
@@ -300,22 +301,22 @@ def test_token_created_and_revoked_are_audited_without_the_secret(
             )
             assert isinstance(record["uid"], int)
         assert records[0]["scopes"] == ["ping"]
-    assert verify([audit_file]).ok
+    assert verify([audit_file], audit_keys.verify).ok
     everything = created.stderr + revoked.stderr + revoked.stdout + audit_file.read_text()
     assert secret not in everything and secret[3:] not in everything
 
 
 def test_server_start_and_stop_are_audited_with_security_settings(
-    server_factory: Callable[..., LiveServer], tmp_path: Path
+    server_factory: Callable[..., LiveServer], tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
     """A real server records `server_start` (effective security settings) and `server_stop`."""
     audit_file = tmp_path / "audit" / "audit.jsonl"
     server = server_factory(
-        env={"PINGCALC_AUDIT_FILE": str(audit_file), "PINGCALC_RATE_LIMIT_PER_TOKEN": "7/minute"}
+        env=audit_keys.env(audit_file) | {"PINGCALC_RATE_LIMIT_PER_TOKEN": "7/minute"}
     )
     assert server.stop() == 0
     shown = audit_records(server.log_text())
-    stored = [json.loads(line) for line in audit_file.read_text().splitlines()]
+    stored = file_records(audit_file)
     for records in (shown, stored):
         start, stop = only(records, "server_start"), only(records, "server_stop")
         assert_schema(start)
@@ -323,7 +324,7 @@ def test_server_start_and_stop_are_audited_with_security_settings(
         assert start["outcome"] == stop["outcome"] == "success"
         assert start["host"] == "127.0.0.1" and start["rate_limit_per_token"] == "7/minute"
         assert start["audit_file"] == str(audit_file) and start["audit_on_failure"] == "closed"
-    assert verify([audit_file]).ok
+    assert verify([audit_file], audit_keys.verify, [server.log_path]).ok
 
 
 def test_tokens_and_authorization_headers_never_appear(audited: Audited, tokens: Tokens) -> None:

@@ -32,17 +32,9 @@ from pingcalc.app import create_app
 from pingcalc.audit import verify
 from pingcalc.services import build_services
 from pingcalc.settings import Settings
-from tests_support import PINGCALC, LiveServer, Tokens, free_port
+from tests_support import PINGCALC, AuditKeys, LiveServer, Tokens, audit_records, free_port
 
 PING = {"target": "127.0.0.1", "count": 1}
-
-
-def audit_records(text: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for line in text.splitlines()
-        if line.startswith("{") and '"log":"audit"' in line
-    ]
 
 
 def assert_audit_unavailable(response: httpx.Response) -> None:
@@ -58,14 +50,20 @@ def assert_audit_unavailable(response: httpx.Response) -> None:
 
 
 @pytest.fixture
-def blocked(make_settings: Callable[..., Settings], tmp_path: Path) -> Callable[..., Any]:
+def blocked(
+    make_settings: Callable[..., Settings], tmp_path: Path, audit_keys: AuditKeys
+) -> Callable[..., Any]:
     """An app whose audit file's parent is a regular file (ENOTDIR for every open)."""
     blocker = tmp_path / "audit"
     blocker.write_text("a file where the audit directory should be\n")
     clients: list[TestClient] = []
 
     def build(policy: str) -> tuple[TestClient, RecordingBackend, Path]:
-        settings = make_settings(audit_file=blocker / "audit.jsonl", audit_on_failure=policy)
+        settings = make_settings(
+            audit_file=blocker / "audit.jsonl",
+            audit_key_file=audit_keys.service,
+            audit_on_failure=policy,
+        )
         services = build_services(settings)
         backend = RecordingBackend()
         services.pinger = backend
@@ -105,7 +103,7 @@ def test_fail_closed_answers_503_and_is_not_ready(
 
 
 def test_fail_closed_recovers_when_the_file_is_writable_again(
-    blocked: Callable[..., Any], tokens: Tokens
+    blocked: Callable[..., Any], tokens: Tokens, audit_keys: AuditKeys
 ) -> None:
     """Once the directory exists, readiness returns, pings run, and the gap is recorded."""
     client, backend, blocker = blocked("closed")
@@ -119,9 +117,10 @@ def test_fail_closed_recovers_when_the_file_is_writable_again(
     assert response.status_code == 200 and len(backend.calls) == 1
     path = blocker / "audit.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert records[0]["event"] == "audit_file_recovered" and records[0]["missed"] >= 2
+    assert records[0]["event"] == "audit_chain_started"
+    assert records[1]["event"] == "audit_file_recovered" and records[1]["missed"] >= 2
     assert records[-1]["event"] == "ping"
-    assert verify([path]).ok
+    assert verify([path], audit_keys.verify).ok
 
 
 def test_fail_open_serves_and_reports_degraded(
@@ -142,7 +141,7 @@ def test_fail_open_serves_and_reports_degraded(
 
 
 def start_in_mount_namespace(
-    tokens: Tokens, tmp_path: Path, audit_dir: Path, mount_options: str
+    tokens: Tokens, keys: AuditKeys, tmp_path: Path, audit_dir: Path, mount_options: str
 ) -> LiveServer:
     """`pingcalc serve` in its own mount namespace, with a tmpfs at `audit_dir`."""
     audit_dir.mkdir()
@@ -151,7 +150,7 @@ def start_in_mount_namespace(
     env.update(
         PINGCALC_TOKENS_FILE=str(tokens.path),
         PINGCALC_PORT=str(port),
-        PINGCALC_AUDIT_FILE=str(audit_dir / "audit.jsonl"),
+        **keys.env(audit_dir / "audit.jsonl"),
     )
     log_path = tmp_path / "server.log"
     script = 'mount -t tmpfs -o "$1" pingcalc-audit "$2" && exec "$3" serve'
@@ -183,11 +182,14 @@ def in_namespace(server: LiveServer, *command: str) -> None:
 
 
 @pytest.fixture
-def namespaced(tokens: Tokens, tmp_path: Path) -> Iterator[Callable[[str], LiveServer]]:
+def namespaced(
+    tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
+) -> Iterator[Callable[[str], LiveServer]]:
     servers: list[LiveServer] = []
 
     def start(options: str) -> LiveServer:
-        servers.append(start_in_mount_namespace(tokens, tmp_path, tmp_path / "audit", options))
+        audit_dir = tmp_path / "audit"
+        servers.append(start_in_mount_namespace(tokens, audit_keys, tmp_path, audit_dir, options))
         return servers[-1]
 
     yield start
@@ -196,7 +198,7 @@ def namespaced(tokens: Tokens, tmp_path: Path) -> Iterator[Callable[[str], LiveS
 
 
 def test_read_only_filesystem_fails_closed_then_recovers(
-    namespaced: Callable[[str], LiveServer], tmp_path: Path
+    namespaced: Callable[[str], LiveServer], tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
     """EROFS on a real server: 503 and not ready, events on stdout; writable again: recovers."""
     server = namespaced("ro,size=1m,mode=0700")
@@ -217,13 +219,14 @@ def test_read_only_filesystem_fails_closed_then_recovers(
     # The tmpfs exists only in the server's namespace: read it through /proc/PID/root.
     path = Path(f"/proc/{server.process.pid}/root{audit_dir}/audit.jsonl")
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert records[0]["event"] == "audit_file_recovered" and records[0]["missed"] >= 2
+    assert records[0]["event"] == "audit_chain_started"
+    assert records[1]["event"] == "audit_file_recovered" and records[1]["missed"] >= 2
     assert records[-1]["event"] == "ping"
-    assert verify([path]).ok
+    assert verify([path], audit_keys.verify).ok
 
 
 def test_full_disk_fails_closed_then_recovers(
-    namespaced: Callable[[str], LiveServer], tmp_path: Path
+    namespaced: Callable[[str], LiveServer], tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
     """ENOSPC after start: pings turn into 503 within a few requests; space freed: recovers."""
     server = namespaced("size=64k,mode=0700")
@@ -248,7 +251,7 @@ def test_full_disk_fails_closed_then_recovers(
         assert client.get("/readyz").status_code == 200
         assert client.post("/api/v1/ping", json=PING).status_code == 200
     path = Path(f"/proc/{server.process.pid}/root{audit_dir}/audit.jsonl")
-    result = verify([path])
+    result = verify([path], audit_keys.verify)
     assert result.ok, result.describe()  # a failed write never leaves a torn record
     events = [json.loads(line)["event"] for line in path.read_text().splitlines()]
     assert "audit_file_recovered" in events

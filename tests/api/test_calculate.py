@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from pingcalc.app import create_app
 from pingcalc.settings import Settings
-from tests_support import Tokens
+from tests_support import AuditKeys, Tokens
 
 URL = "/api/v1/calculate"
 
@@ -121,19 +121,21 @@ def test_malformed_bodies_are_422_validation_problems(client: TestClient, tokens
 
 def test_openapi_documents_the_request_and_response(client: TestClient) -> None:
     """The schema shows the JSON body and the result model (clients and fuzzers use it)."""
-    operation = client.get("/openapi.json").json()["paths"][URL]["post"]
-    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    document = client.get("/openapi.json").json()
+    operation = document["paths"][URL]["post"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert schema["required"] == ["expression"]
     assert schema["additionalProperties"] is False
     assert {"200", "401", "403", "415", "422"} <= set(operation["responses"])
 
 
 def test_calculations_are_audited(
-    make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path
+    make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
     """Success and refusal each leave an audit record with token, expression and outcome."""
     audit_file = tmp_path / "audit.jsonl"
-    settings = make_settings(audit_file=audit_file)
+    settings = make_settings(audit_file=audit_file, audit_key_file=audit_keys.service)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         ok = client.post(URL, json={"expression": "6*7"}, headers=tokens.header("calc"))
         bad = client.post(URL, json={"expression": "1/0"}, headers=tokens.header("calc"))

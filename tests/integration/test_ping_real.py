@@ -8,24 +8,35 @@ value afterwards; it is set before any server that should use datagram sockets s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from ipaddress import ip_address
+from typing import Any
 
 import pytest
 
+from dns_server import DnsServer
 from ping_fakes import PING_GROUP_RANGE, datagram_icmp_allowed
 from pingcalc.ping import (
     DatagramBackend,
     PingBackend,
+    PingPlan,
     PingResult,
+    Reply,
     SubprocessBackend,
+    SystemResolver,
+    TargetPolicy,
     deadline_for,
     parse_target,
+    resolve_target,
     select_backend,
 )
+from pingcalc.ping import datagram as datagram_module
 from pingcalc.ping.selection import find_ping
 from tests_support import PINGCALC, LiveServer
 
@@ -149,7 +160,7 @@ def test_cli_pings_loopback_with_the_same_engine(ping_path: str) -> None:
     """`pingcalc ping 127.0.0.1 --count 2` prints a summary and exits 0."""
     result = _cli("127.0.0.1", "--count", "2", "--backend", "subprocess")
     assert result.returncode == 0, result.stderr
-    assert "PING 127.0.0.1 (IPv4): 2 sent, 2 received, 0% loss" in result.stdout
+    assert "127.0.0.1 (IPv4): 2 sent, 2 received, 0% loss" in result.stdout
     assert "seq=2" in result.stdout and "rtt min/avg/max/stddev" in result.stdout
 
 
@@ -165,7 +176,7 @@ def test_cli_json_output_with_datagram_backend(icmp_sockets: None) -> None:
     ("target", "fragment"),
     [
         ("169.254.169.254", "link-local, which this server does not ping"),
-        ("127.0.0.1;id", "cannot appear in an IP address"),
+        ("127.0.0.1;id", "contains ';'"),
         ("-f", "starts with '-'"),
     ],
 )
@@ -174,3 +185,189 @@ def test_cli_refuses_rejected_targets_with_exit_2(target: str, fragment: str) ->
     result = _cli("--", target) if target.startswith("-") else _cli(target)
     assert result.returncode == 2
     assert fragment in result.stderr and result.stdout == ""
+
+
+# --- live replies, cancellation and host names ----------------------------------------------
+
+
+def _stamped_stream(backend: PingBackend, target: str, count: int) -> list[tuple[float, object]]:
+    """(seconds since start, item) for each item of a stream, the result last."""
+
+    async def run() -> list[tuple[float, object]]:
+        started = time.monotonic()
+        stream = backend.stream(
+            parse_target(target),
+            count=count,
+            timeout=1.0,
+            interval=0.2,
+            deadline=deadline_for(count, timeout=1.0, interval=0.2),
+        )
+        async with contextlib.aclosing(stream) as events:
+            return [(time.monotonic() - started, item) async for item in events]
+
+    return asyncio.run(run())
+
+
+def _assert_live(stamped: list[tuple[float, object]], target: str, backend: str) -> None:
+    items = [item for _, item in stamped]
+    assert items[:3] == [Reply(seq, items[seq - 1].rtt_ms) for seq in (1, 2, 3)]  # type: ignore[attr-defined]
+    _assert_all_answered(items[3], target, 3, backend)  # type: ignore[arg-type]
+    # The first reply was reported while echoes 2 and 3 were still to be sent (0.2 s apart).
+    assert stamped[0][0] < stamped[3][0] - 0.25
+
+
+@pytest.mark.parametrize("target", LOOPBACKS)
+def test_datagram_stream_reports_each_reply_as_it_arrives(target: str, icmp_sockets: None) -> None:
+    """Live replies from the in-process backend, then the same result `ping()` gives."""
+    _assert_live(_stamped_stream(DatagramBackend(), target, 3), target, "datagram")
+
+
+@pytest.mark.parametrize("target", LOOPBACKS)
+def test_subprocess_stream_reports_each_reply_as_it_arrives(target: str, ping_path: str) -> None:
+    """Live replies parsed from ping's output line by line, then the usual result."""
+    _assert_live(_stamped_stream(SubprocessBackend(ping_path), target, 3), target, "subprocess")
+
+
+async def _cancel_after_first_event(backend: PingBackend) -> None:
+    """Read a 5-echo stream to 127.0.0.1 and cancel the reader after its first event."""
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        stream = backend.stream(
+            parse_target("127.0.0.1"), count=5, timeout=1.0, interval=0.5, deadline=10.0
+        )
+        async with contextlib.aclosing(stream) as events:
+            async for _ in events:
+                first.set()
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.wait_for(first.wait(), 5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def test_cancelled_datagram_stream_closes_its_socket_at_once(
+    icmp_sockets: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that disconnects mid-stream releases the ping socket before anything else runs."""
+    opened: list[socket.socket] = []
+    real_open = datagram_module.open_socket
+
+    def recording_open(family: socket.AddressFamily) -> socket.socket:
+        sock = real_open(family)
+        opened.append(sock)
+        return sock
+
+    monkeypatch.setattr(datagram_module, "open_socket", recording_open)
+    started = time.monotonic()
+    asyncio.run(_cancel_after_first_event(DatagramBackend()))
+    assert time.monotonic() - started < 1.5  # not the 2 s the five echoes would take
+    assert len(opened) == 1 and opened[0].fileno() == -1
+
+
+def test_cancelled_subprocess_stream_kills_ping(
+    ping_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that disconnects mid-stream leaves no ping process behind."""
+    processes: list[asyncio.subprocess.Process] = []
+    real_exec = asyncio.create_subprocess_exec
+
+    async def recording_exec(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        process = await real_exec(*args, **kwargs)
+        processes.append(process)
+        return process
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", recording_exec)
+    asyncio.run(_cancel_after_first_event(SubprocessBackend(ping_path)))
+    assert len(processes) == 1 and processes[0].returncode is not None  # killed and reaped
+    with pytest.raises(ProcessLookupError):
+        os.kill(processes[0].pid, 0)
+
+
+def test_name_from_etc_hosts_is_pinged_at_its_checked_loopback_address(ping_path: str) -> None:
+    """The system resolver reads /etc/hosts: `localhost` is resolved once and pinged by address."""
+
+    async def run() -> PingResult:
+        plan = PingPlan(count=2, timeout=1.0, interval=0.2, deadline=3.0, family=4)
+        resolver = SystemResolver(timeout=2.0, max_in_flight=2)
+        destination = await resolve_target(
+            "localhost", policy=TargetPolicy(), resolver=resolver, family=4
+        )
+        return await plan.run(SubprocessBackend(ping_path), destination)
+
+    result = asyncio.run(run())
+    assert (result.name, result.target, result.received) == ("localhost", "127.0.0.1", 2)
+
+
+def _cli_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    return subprocess.run(
+        [PINGCALC, "ping", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**clean, **env},
+    )
+
+
+def test_cli_pings_a_host_name_from_etc_hosts(ping_path: str) -> None:
+    """`pingcalc ping localhost --family 4` resolves with the system resolver and pings."""
+    result = _cli_env({}, "localhost", "--count", "2", "--family", "4", "--backend", "subprocess")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("PING localhost (127.0.0.1, IPv4): 2 echo requests\n")
+    assert "localhost (127.0.0.1, IPv4): 2 sent, 2 received, 0% loss" in result.stdout
+
+
+def test_cli_prints_each_reply_as_it_arrives(ping_path: str) -> None:
+    """Each reply line is flushed when it happens, not when the ping is over."""
+    process = subprocess.Popen(
+        [PINGCALC, "ping", "127.0.0.1", "--count", "3", "--backend", "subprocess"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    stamped: list[tuple[float, str]] = []
+    try:
+        for line in process.stdout:
+            stamped.append((time.monotonic(), line))
+    finally:
+        process.wait(timeout=30)
+    seq1 = next(t for t, line in stamped if "seq=1 " in line)
+    summary = next(t for t, line in stamped if " sent, " in line)
+    assert process.returncode == 0 and summary - seq1 > 0.25  # echoes 2 and 3 came later
+
+
+def test_cli_json_lines_prints_one_line_per_event_then_the_result(ping_path: str) -> None:
+    """`--json-lines`: an event object per echo as it happens, then the API's result object."""
+    result = _cli_env({}, "127.0.0.1", "--count", "2", "--backend", "subprocess", "--json-lines")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["event"], e["seq"]) for e in lines[:2]] == [("reply", 1), ("reply", 2)]
+    assert len(lines) == 3 and "event" not in lines[2] and lines[2]["received"] == 2
+
+
+def test_cli_refuses_a_name_with_a_private_address_before_any_backend(
+    dns_server: DnsServer,
+) -> None:
+    """TM-32: the CLI resolves through the configured server and refuses the name, exit 2."""
+    dns_server.add("internal.test", "A", "10.0.0.7")
+    result = _cli_env({"PINGCALC_PING_RESOLVER": dns_server.url}, "internal.test")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "internal.test resolves to 10.0.0.7, which is private" in result.stderr
+    assert "backend:" not in result.stderr  # refused before a backend was even chosen
+    assert dns_server.asked("internal.test")
+
+
+def test_cli_reports_unknown_names_and_lookup_timeouts(dns_server: DnsServer) -> None:
+    """An unknown name exits 2 (bad input); a silent name server exits 1 within the timeout."""
+    env = {"PINGCALC_PING_RESOLVER": dns_server.url, "PINGCALC_PING_RESOLVE_TIMEOUT_SECONDS": "0.5"}
+    unknown = _cli_env(env, "nosuch.test")
+    assert unknown.returncode == 2 and "nosuch.test does not exist" in unknown.stderr
+    dns_server.silent.add("tarpit.test")
+    started = time.monotonic()
+    silent = _cli_env(env, "tarpit.test")
+    assert silent.returncode == 1 and "tarpit.test" in silent.stderr
+    assert time.monotonic() - started < 10

@@ -7,12 +7,14 @@ schema is attacked, so a new endpoint is covered as soon as it has a sample body
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from tests_support import LiveServer, raw_http
+from tests_support import LiveServer, audit_records, log_records, raw_http, server_address
 
 # A legitimate body for every POST operation; a new operation without one fails the tests.
 SAMPLE_BODIES: dict[str, dict[str, object]] = {
@@ -186,9 +188,12 @@ def test_request_id_header_cannot_inject(server: LiveServer) -> None:
         rid = ids[0].split(b":", 1)[1].strip()
         assert len(rid) == 32 and rid.isalnum() and value.lower() not in head
         assert b"set-cookie" not in head
-    # The legitimate, plain id is echoed for correlation.
+    # A plain id is recorded beside the server's own for correlation, never instead of it.
     plain = httpx.get(server.url + "/healthz", headers={"X-Request-ID": "req-42.a:b"}, timeout=10)
-    assert plain.headers["x-request-id"] == "req-42.a:b"
+    rid = plain.headers["x-request-id"]
+    assert plain.status_code == 200 and rid != "req-42.a:b" and len(rid) == 32
+    assert f'"request_id":"{rid}"' in server.log_text()
+    assert '"client_request_id":"req-42.a:b"' in server.log_text()
 
 
 def test_security_headers_are_on_every_response(
@@ -215,3 +220,90 @@ def test_security_headers_are_on_every_response(
         for name, value in SECURITY_HEADERS.items():
             assert response.headers.get(name) == value, (response.status_code, name)
         assert "server" not in response.headers
+
+
+def test_no_answer_redirects_to_the_clients_host(server: LiveServer) -> None:
+    """A trailing slash or any other path never earns a redirect built from the client's
+    Host header (open redirect, cache poisoning; OWASP A01)."""
+    for path in (b"/static/app.js/", b"/api/v1/calculate/", b"/healthz/", b"//evil.example/"):
+        answer = raw_http(
+            server,
+            b"GET " + path + b" HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+        )
+        head = answer.split(b"\r\n\r\n", 1)[0].lower()
+        assert not head.startswith(b"http/1.1 3"), head[:80]
+        assert b"location:" not in head and b"evil.example" not in head
+    assert httpx.get(server.url + "/static/app.js", timeout=10).status_code == 200
+
+
+def test_a_client_leaving_mid_body_is_its_event_not_a_server_error(
+    server: LiveServer,
+) -> None:
+    """A client that disconnects mid-body is logged as such (499, no traceback), never as a
+    500 in the logs or the metrics (TM-15)."""
+    secret = server.tokens.secrets["full"].encode()
+    for _ in range(3):
+        with socket.create_connection(server_address(server), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/v1/calculate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + secret
+                + b'\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"expr'
+            )
+            time.sleep(0.2)
+    time.sleep(0.5)
+    records = log_records(server.log_text())
+    access = [r for r in records if r.get("event") == "access" and r.get("path")]
+    assert [r["status"] for r in access if r["method"] == "POST"] == [499] * 3
+    assert all(r["reason"] == "client_disconnected" for r in access if r["status"] == 499)
+    assert "Traceback" not in server.log_text()
+    assert not [r for r in records if r.get("event") == "unhandled_exception"]
+    with server.client("full") as client:
+        metrics = client.get("/metrics").text
+        assert 'status="500"' not in metrics
+        assert client.post("/api/v1/calculate", json={"expression": "1+1"}).status_code == 200
+
+
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"chunked, gzip", b"identity", b"x"])
+def test_transfer_codings_other_than_chunked_are_refused(server: LiveServer, coding: bytes) -> None:
+    """Only `Transfer-Encoding: chunked` frames a body: anything else is refused, never
+    guessed at (request smuggling, compressed bodies past the size limit; TM-20)."""
+    secret = server.tokens.secrets["full"].encode()
+    body = b'{"expression": "6*7"}'
+    answer = raw_http(
+        server,
+        b"POST /api/v1/calculate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + secret
+        + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+        + coding
+        + b"\r\nConnection: close\r\n\r\n15\r\n"
+        + body
+        + b"\r\n0\r\n\r\n",
+    )
+    assert answer.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 501 ")), answer[:80]
+    assert b'"result"' not in answer
+    chunked = raw_http(
+        server,
+        b"POST /api/v1/calculate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + secret
+        + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked"
+        + b"\r\nConnection: close\r\n\r\n15\r\n"
+        + body
+        + b"\r\n0\r\n\r\n",
+    )
+    assert chunked.startswith(b"HTTP/1.1 200 ") and b'"result":42' in chunked
+
+
+def test_a_client_request_id_never_collides_in_the_audit_trail(server: LiveServer) -> None:
+    """Two requests sending the same X-Request-ID get distinct ids in their audit records;
+    the client's is kept beside the server's (repudiation, TM-11)."""
+    with server.client("full") as client:
+        for _ in range(2):
+            response = client.post(
+                "/api/v1/calculate",
+                json={"expression": "1+2"},
+                headers={"X-Request-ID": "same-id"},
+            )
+            assert response.status_code == 200
+    calcs = [r for r in audit_records(server.log_text()) if r["event"] == "calculation"]
+    assert len({r["request_id"] for r in calcs}) == 2
+    assert [r["client_request_id"] for r in calcs] == ["same-id", "same-id"]

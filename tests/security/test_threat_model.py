@@ -8,10 +8,15 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from pingcalc.calc import evaluate
+from pingcalc.cli import cmd_calc
+from pingcalc.ping import parse_target
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_SEEDS = REPO.parent / "shared" / "seeds"
@@ -167,17 +172,17 @@ def test_a_configuration_path_that_does_not_exist_is_named() -> None:
 def test_code_lines_are_only_those_a_call_runs() -> None:
     """Importing a module runs `def` lines and a closure's `def` inside its factory: those
     never count as reaching the entry; the link covers the whole definition."""
-    import pingcalc.api.deps as deps
+    from pingcalc.api import calculate
 
-    target = render.resolve_code("pingcalc.api.deps:require.<locals>.dependency")
-    source = Path(deps.__file__).read_text(encoding="utf-8").splitlines()
+    target = render.resolve_code(_entry(calculate.route) + ".<locals>.calculate")
+    source = Path(calculate.__file__).read_text(encoding="utf-8").splitlines()
     def_line = next(
-        n for n, line in enumerate(source, 1) if line.strip().startswith("async def dependency(")
+        n for n, line in enumerate(source, 1) if line.strip().startswith("async def calculate(")
     )
     assert target.start == def_line and def_line not in target.lines
-    assert target.link == f"src/pingcalc/api/deps.py#L{target.start}-L{target.end}"
-    outer = render.resolve_code("pingcalc.api.deps:require")
-    assert outer.lines > target.lines  # the factory's own lines run at import, the closure's not
+    assert target.link == f"src/pingcalc/api/calculate.py#L{target.start}-L{target.end}"
+    outer = render.resolve_code(_entry(calculate.route))
+    assert outer.lines > target.lines  # the factory's own lines run at start-up, the closure's not
 
 
 def test_validation_names_stale_entries_per_threat(data: dict[str, object]) -> None:
@@ -334,8 +339,8 @@ from pathlib import Path
 
 import pytest
 
-from pingcalc.calc.evaluator import evaluate
-from pingcalc.ping import target
+from pingcalc.calc import evaluate
+from pingcalc.ping import parse_target
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "conf" / "settings.conf"
@@ -353,7 +358,7 @@ def test_evaluates_and_reads():
 
 
 def test_imports_only():
-    assert callable(target.parse_target)
+    assert callable(parse_target)
 
 
 def test_cli_in_a_subprocess():
@@ -389,19 +394,19 @@ REACH_THREATS = """
 threats:
   - id: TM-01
     verified_by: [tests/test_r.py::test_evaluates_and_reads]
-    implemented_by: [pingcalc.calc.evaluator:evaluate, conf/settings.conf]
+    implemented_by: [{evaluate}, conf/settings.conf]
   - id: TM-02
     verified_by: [tests/test_r.py::test_evaluates_and_reads, tests/test_r.py::test_imports_only]
-    implemented_by: [pingcalc.ping.target:parse_target]
+    implemented_by: [{parse_target}]
   - id: TM-03
     verified_by: [tests/test_r.py::test_imports_only]
     implemented_by: [conf/settings.conf]
   - id: TM-04
     verified_by: [tests/test_r.py::test_cli_in_a_subprocess]
-    implemented_by: [pingcalc.cli:cmd_calc]
+    implemented_by: [{cmd_calc}]
   - id: TM-05
     verified_by: [tests/test_r.py::test_second_user]
-    implemented_by: [pingcalc.cli:cmd_calc]
+    implemented_by: [{cmd_calc}]
   - id: TM-06
     verified_by: [tests/test_r.py::test_evaluates_and_reads]
     implemented_by: [pingcalc.no_such_module:thing]
@@ -431,6 +436,10 @@ def test_uses_what_the_module_read():
 """
 
 
+def _entry(function: Callable[..., object]) -> str:
+    return f"{function.__module__}:{function.__qualname__}"
+
+
 def _run_reach(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "tests").mkdir()
     (tmp_path / "conf").mkdir()
@@ -439,7 +448,12 @@ def _run_reach(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "tests" / "test_m.py").write_text(REACH_MODULE_TESTS)
     (tmp_path / "tests" / "conftest.py").write_text(PLUGIN_CONFTEST)
     (tmp_path / "tests" / "test_r.py").write_text(REACH_TESTS)
-    (tmp_path / "threats.yaml").write_text(REACH_THREATS)
+    # The entries are computed, so the test follows the code when it moves.
+    (tmp_path / "threats.yaml").write_text(
+        REACH_THREATS.format(
+            evaluate=_entry(evaluate), parse_target=_entry(parse_target), cmd_calc=_entry(cmd_calc)
+        )
+    )
     (tmp_path / "pyproject.toml").write_text(
         f'[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["{REPO / "tests"}"]\n'
     )
@@ -468,7 +482,7 @@ def test_plugin_requires_tests_to_reach_their_code_and_configuration(tmp_path: P
     assert "9 passed" in out, out[-3000:]
     assert "threats verified: 6/10 (full run; enforced; reach checked" in out, out[-3000:]
     assert (
-        "TM-02 unverified: pingcalc.ping.target:parse_target is never executed by its "
+        f"TM-02 unverified: {_entry(parse_target)} is never executed by its "
         "verified_by tests; tests: tests/test_r.py::test_evaluates_and_reads, "
         "tests/test_r.py::test_imports_only"
     ) in out

@@ -86,8 +86,16 @@ def test_quick_evaluator_section_writes_results_and_report(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     evaluator = json.loads(results.read_text())["sections"]["evaluator"]
     rates = evaluator["evaluations_per_second"]
-    assert set(rates) >= {"pingcalc cached", "pingcalc uncached", "simpleeval", "eval(compile())"}
+    assert set(rates) >= {
+        "pingcalc Evaluator (server), fresh",
+        "pingcalc Evaluator (server), repeated",
+        "simpleeval, fresh",
+        "eval(compile()), fresh",
+        "eval(precompiled code), repeated",
+    }
     assert all(rate > 0 for rate in rates.values())
+    assert evaluator["worst_case"]["expressions"] > 0 and evaluator["worst_case"]["worst_ms"] > 0
     page = doc.read_text()
     assert "## 1. Evaluator" in page
-    assert "evaluator uncached >= simpleeval" in page
+    assert "server evaluator, fresh expressions >= 1.5x simpleeval" in page
+    assert "every expression up to the length limit < 2 ms of engine time" in page

@@ -71,6 +71,15 @@ def test_rate_limiting_disabled_fails(make_settings: Callable[..., Settings]) ->
     assert _by_check(findings, "rate-limit")[0].level == "fail"
 
 
+def test_trusting_every_peer_fails(make_settings: Callable[..., Settings]) -> None:
+    """`*` lets any client choose the address its limits and audit records use (TM-21);
+    a listed proxy network passes."""
+    loose = _by_check(run_checks(make_settings(forwarded_allow_ips="*"), UNPRIVILEGED), "forwarded")
+    assert loose[0].level == "fail" and "10.0.0.0/24" in loose[0].fix
+    listed = run_checks(make_settings(forwarded_allow_ips="10.0.0.0/24"), UNPRIVILEGED)
+    assert _by_check(listed, "forwarded")[0].level == "pass"
+
+
 def test_memory_limits_with_workers_warn(make_settings: Callable[..., Settings]) -> None:
     """Several workers on memory:// count limits per worker: a warning naming Redis."""
     findings = run_checks(make_settings(workers=4), UNPRIVILEGED)

@@ -1,26 +1,38 @@
 """`POST /api/v1/calculate`: evaluate one arithmetic expression with `pingcalc.calc`.
 
-Order of checks: authentication and scope (`require("calculate")`, which also rate-limits),
+Order of checks: admission (`Gate.admit`: address limit, token, scope, audit, token limit),
 then the media type (415), then the JSON body (422), then the expression (422 with the
-column). The body is read here rather than by FastAPI so that a client without a valid
-token learns nothing about how its body would have been parsed.
+column). The body is read only after admission, so a client without a valid token learns
+nothing about how its body would have been parsed. The audit record is written before the
+answer; if it cannot be written under the fail-closed policy, the answer is 503.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pingcalc.api.deps import ServicesDep, client_ip, require, require_json
-from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, Problem
-from pingcalc.auth import TokenRecord
+from pingcalc.api.admission import admit, audit_unavailable, require_json
+from pingcalc.api.exchange import Exchange
+from pingcalc.api.openapi import (
+    AUDIT_DOWN,
+    NOT_JSON,
+    RATE_LIMITED,
+    TOO_LARGE,
+    UNAUTHORIZED,
+    Answer,
+    Operation,
+    problem,
+)
+from pingcalc.api.problems import Problem, invalid_body
+from pingcalc.api.routing import Route
 from pingcalc.calc import CalcError
+from pingcalc.services import Services
 
-router = APIRouter(tags=["calculate"])
+PATH = "/api/v1/calculate"
 
 
 class CalculateRequest(BaseModel):
@@ -38,85 +50,75 @@ class CalculateResponse(BaseModel):
     result: int | float
 
 
-_REJECTED: dict[str, Any] = {"description": "The expression was rejected (`detail`, `position`)"}
-_PROBLEM: dict[str, Any] = {"content": {PROBLEM_MEDIA_TYPE: {}}}
-
-
-@router.post(
-    "/api/v1/calculate",
+OPERATION = Operation(
     summary="Evaluate an arithmetic expression",
-    # Documented here, serialised by hand below: the result is already an int or a finite
-    # float, so FastAPI's response validation would only repeat work on the hot path.
-    response_model=None,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": CalculateRequest.model_json_schema()}},
-        }
-    },
-    responses={
-        401: {"description": "Missing or invalid bearer token", **_PROBLEM},
-        403: {"description": "The token lacks the `calculate` scope", **_PROBLEM},
-        413: {"description": "The body is too large", **_PROBLEM},
-        415: {"description": "The body is not JSON", **_PROBLEM},
-        200: {"model": CalculateResponse, "description": "The expression and its value"},
-        422: {**_REJECTED, **_PROBLEM},
-        429: {"description": "Rate limited", **_PROBLEM},
+    tags=("calculate",),
+    description="Numbers, `+ - * / // % **`, parentheses, and whitelisted functions and "
+    "constants; every resource is bounded before it is spent.",
+    scope="calculate",
+    request=CalculateRequest,
+    answers={
+        200: Answer("The expression and its value", CalculateResponse),
+        400: problem("A trusted proxy's `X-Forwarded-For` names no client address"),
+        401: UNAUTHORIZED,
+        403: problem("The token lacks the `calculate` scope"),
+        413: TOO_LARGE,
+        415: NOT_JSON,
+        422: problem("The body or the expression was rejected (`detail`, `position`)"),
+        429: RATE_LIMITED,
+        503: AUDIT_DOWN,
     },
 )
-async def calculate(
-    request: Request,
-    services: ServicesDep,
-    record: Annotated[TokenRecord, Depends(require("calculate"))],
-) -> Response:
-    require_json(request)
-    payload = _parse_body(await request.body())
-    expression = payload.expression
-    settings = services.settings
-    audit: dict[str, Any] = {
-        "request_id": request.scope.get("state", {}).get("request_id"),
-        "client_ip": client_ip(request),
-        "token": record.name,
-        "expression": _for_audit(expression, settings.audit_expression_max),
-    }
-    started = time.perf_counter()
-    try:
-        # Bounded to a few milliseconds by the limits: no need to leave the event loop.
-        result = services.evaluator.evaluate(expression)
-    except CalcError as err:
-        services.metrics.observe_calculation(time.perf_counter() - started)
-        services.audit.emit(
-            "calculation_rejected",
-            outcome="rejected",
-            reason=type(err).__name__,
-            position=err.position,
-            **audit,
-        )
-        raise Problem(
-            422,
-            str(err),
-            kind="calculation-rejected",
-            title="Expression rejected",
-            position=err.position,
-        ) from None
-    services.metrics.observe_calculation(time.perf_counter() - started)
-    services.audit.emit("calculation", outcome="success", result=result, **audit)
-    body = CalculateResponse(expression=expression, result=result).model_dump_json()
-    return Response(body, media_type="application/json")
-
-
-def _parse_body(body: bytes) -> CalculateRequest:
-    try:
-        return CalculateRequest.model_validate_json(body)
-    except ValidationError as exc:
-        # The same 422 problem FastAPI would send, with the failing field named.
-        errors = [
-            {**error, "loc": ("body", *error["loc"])}
-            for error in exc.errors(include_url=False, include_input=False)
-        ]
-        raise RequestValidationError(errors) from None
 
 
 def _for_audit(expression: str, limit: int) -> str:
     """At most `limit` characters, with control and non-ASCII characters escaped."""
     return expression[:limit].encode("unicode_escape").decode("ascii")
+
+
+def route(services: Services) -> Route:
+    """The route, bound to `services`."""
+    gate = services.gate
+    audit = services.audit
+    evaluator = services.evaluator
+    metrics = services.metrics
+    audit_limit = services.settings.audit_expression_max
+    parse = CalculateRequest.model_validate_json
+
+    async def calculate(ex: Exchange) -> None:
+        await admit(ex, gate, audit, "calculate")
+        require_json(ex)
+        try:
+            expression = parse(await ex.read_body()).expression
+        except ValidationError as exc:
+            raise invalid_body(exc) from None
+        context: dict[str, Any] = ex.context()
+        context["expression"] = _for_audit(expression, audit_limit)
+        started = time.perf_counter()
+        try:
+            # Bounded to a few milliseconds by the calc bounds: no need to leave the loop.
+            result = evaluator.evaluate(expression)
+        except CalcError as err:
+            metrics.observe_calculation(time.perf_counter() - started)
+            if not audit.emit(
+                "calculation_rejected",
+                outcome="rejected",
+                reason=type(err).__name__,
+                position=err.position,
+                **context,
+            ):
+                raise audit_unavailable() from None
+            raise Problem(
+                422,
+                str(err),
+                kind="calculation-rejected",
+                title="Expression rejected",
+                position=err.position,
+            ) from None
+        metrics.observe_calculation(time.perf_counter() - started)
+        if not audit.emit("calculation", outcome="success", result=result, **context):
+            raise audit_unavailable()
+        body = json.dumps({"expression": expression, "result": result}, separators=(",", ":"))
+        await ex.respond(200, body.encode())
+
+    return Route("POST", PATH, calculate, OPERATION)

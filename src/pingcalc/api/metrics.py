@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
-from starlette.responses import Response
-
-from pingcalc.api.deps import ServicesDep, require
-from pingcalc.auth import TokenRecord
+from pingcalc.api.admission import admit
+from pingcalc.api.exchange import Exchange
+from pingcalc.api.openapi import RATE_LIMITED, UNAUTHORIZED, Answer, Operation, problem
+from pingcalc.api.routing import Route
 from pingcalc.metrics import CONTENT_TYPE
+from pingcalc.services import Services
 
-router = APIRouter(tags=["metrics"])
-
-
-@router.get(
-    "/metrics",
+OPERATION = Operation(
     summary="Prometheus metrics (scope `metrics`)",
-    response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+    tags=("metrics",),
+    scope="metrics",
+    answers={
+        200: Answer("Prometheus text format", media_type=CONTENT_TYPE, schema={"type": "string"}),
+        400: problem("A trusted proxy's `X-Forwarded-For` names no client address"),
+        401: UNAUTHORIZED,
+        403: problem("The token lacks the `metrics` scope"),
+        429: RATE_LIMITED,
+    },
 )
-async def metrics(
-    services: ServicesDep, _token: Annotated[TokenRecord, Depends(require("metrics"))]
-) -> Response:
-    # Metrics reveal traffic patterns and rejection reasons: scraping is authenticated too.
-    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def route(services: Services) -> Route:
+    async def metrics(ex: Exchange) -> None:
+        # Metrics reveal traffic patterns and rejection reasons: scraping is authenticated too.
+        await admit(ex, services.gate, services.audit, "metrics")
+        await ex.respond(200, services.metrics.render(), CONTENT_TYPE.encode())
+
+    return Route("GET", "/metrics", metrics, OPERATION)

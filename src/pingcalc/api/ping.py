@@ -1,23 +1,32 @@
-"""`POST /api/v1/ping`: parse the target, apply the policy, take a slot, send the echoes.
+"""`POST /api/v1/ping`: admit, parse the target, apply the policy, take a slot, send the echoes.
 
-Each step refuses at once with its own status, before anything is sent: 415 for a body that
-is not JSON, 422 for a malformed target or count, 403 for a target the policy refuses, 429
-(this token) or 503 (the server) with `Retry-After` when the concurrency caps are full. No
-reply from the target is a normal 200 result with 100 % loss.
+Each step refuses at once with its own status, before anything is sent: admission (401, 403,
+429, 503) before the body is read, 415 for a body that is not JSON, 422 for a malformed
+target or count, 403 for a target the policy refuses, 429 (this token) or 503 (the server)
+with `Retry-After` when the concurrency caps are full. No reply from the target is a normal
+200 result with 100 % loss. The audit record is written before the answer.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-from pingcalc.api.deps import ServicesDep, client_ip, json_body, require
-from pingcalc.api.problems import Problem
-from pingcalc.auth import TokenRecord
-from pingcalc.limits import CapacityError
+from pingcalc.api.admission import admit, audit_unavailable, require_json
+from pingcalc.api.exchange import Exchange
+from pingcalc.api.openapi import (
+    NOT_JSON,
+    RATE_LIMITED,
+    TOO_LARGE,
+    UNAUTHORIZED,
+    Answer,
+    Operation,
+    problem,
+)
+from pingcalc.api.problems import Problem, invalid_body
+from pingcalc.api.routing import Route
 from pingcalc.ping import (
     BackendUnavailableError,
     TargetDeniedError,
@@ -25,9 +34,10 @@ from pingcalc.ping import (
     deadline_for,
     parse_target,
 )
+from pingcalc.services import Services
+from pingcalc.throttle import CapacityError
 
-router = APIRouter(prefix="/api/v1", tags=["ping"])
-
+PATH = "/api/v1/ping"
 # How much of a rejected target goes into the audit event (the JSON log escapes the rest).
 AUDIT_TARGET_CHARS = 64
 
@@ -58,7 +68,7 @@ class ReplyModel(BaseModel):
 
 
 class PingResponse(BaseModel):
-    """The documented shape of a result (the handler serialises `PingResult.to_dict()`)."""
+    """The result: every reply received, loss and round-trip statistics."""
 
     target: str
     family: int
@@ -70,122 +80,141 @@ class PingResponse(BaseModel):
     backend: str
 
 
-@router.post(
-    "/ping",
+OPERATION = Operation(
     summary="Send ICMP echo requests to a validated address",
-    response_model=PingResponse,
-    responses={
-        403: {"description": "the target is not allowed, or the token lacks the ping scope"},
-        415: {"description": "the body is not JSON"},
-        422: {"description": "the target or count is invalid"},
-        429: {"description": "this token has too many pings in flight"},
-        503: {"description": "the server has too many pings in flight, or cannot ping"},
+    tags=("ping",),
+    description="Ping `target` `count` times; the result lists every reply. Loopback and "
+    "global addresses only by default; the operator may allow internal ranges.",
+    scope="ping",
+    request=PingRequest,
+    answers={
+        200: Answer("The replies, loss and round-trip statistics", PingResponse),
+        400: problem("A trusted proxy's `X-Forwarded-For` names no client address"),
+        401: UNAUTHORIZED,
+        403: problem("The target is not allowed, or the token lacks the `ping` scope"),
+        413: TOO_LARGE,
+        415: NOT_JSON,
+        422: problem("The target or count is invalid"),
+        429: RATE_LIMITED,
+        503: problem(
+            "The server has too many pings in flight, cannot ping, or cannot write the audit trail"
+        ),
     },
 )
-async def ping(
-    request: Request,
-    body: PingRequest,
-    services: ServicesDep,
-    record: Annotated[TokenRecord, Depends(require("ping"))],
-    _json: Annotated[None, Depends(json_body)],
-) -> JSONResponse:
-    """Ping `target` `count` times; the result lists every reply."""
+
+
+def route(services: Services) -> Route:
+    """The route, bound to `services`."""
+    gate = services.gate
+    audit = services.audit
     settings = services.settings
-    context: dict[str, Any] = {
-        "request_id": request.scope.get("state", {}).get("request_id"),
-        "client_ip": client_ip(request),
-        "token": record.name,
-    }
+    policy = services.ping_policy
+    cap = services.ping_cap
+    metrics = services.metrics
 
-    def reject(reason: str, problem: Problem, **fields: Any) -> Problem:
-        services.audit.emit(
-            "ping_rejected",
-            outcome="rejected",
-            reason=reason,
-            target=body.target[:AUDIT_TARGET_CHARS],
-            **context,
-            **fields,
-        )
-        return problem
+    async def ping(ex: Exchange) -> None:
+        record = await admit(ex, gate, audit, "ping")
+        require_json(ex)
+        try:
+            body = PingRequest.model_validate_json(await ex.read_body())
+        except ValidationError as exc:
+            raise invalid_body(exc) from None
+        context: dict[str, Any] = ex.context()
 
-    count = settings.ping_default_count if body.count is None else body.count
-    if count > settings.ping_max_count:
-        raise reject(
-            "count_too_large",
-            Problem(
-                422,
-                f"count: at most {settings.ping_max_count} echo requests per ping",
-                kind="validation",
-                title="Invalid request",
-            ),
-        )
-    try:
-        address = services.ping_policy.check(parse_target(body.target))
-    except TargetSyntaxError as exc:
-        raise reject(
-            "invalid_target",
-            Problem(422, str(exc), kind="invalid-target", title="Invalid target"),
-        ) from None
-    except TargetDeniedError as exc:
-        raise reject(
-            "target_denied",
-            Problem(403, str(exc), kind="target-denied", title="Target not allowed"),
-            category=exc.category,
-        ) from None
+        def reject(reason: str, problem: Problem, **fields: Any) -> Problem:
+            if not audit.emit(
+                "ping_rejected",
+                outcome="rejected",
+                reason=reason,
+                target=body.target[:AUDIT_TARGET_CHARS],
+                **context,
+                **fields,
+            ):
+                return audit_unavailable()
+            return problem
 
-    timeout = settings.ping_timeout_seconds
-    interval = settings.ping_interval_seconds
-    try:
-        async with services.ping_cap.hold(record.name):
-            result = await services.pinger.ping(
-                address,
-                count=count,
-                timeout=timeout,
-                interval=interval,
-                deadline=deadline_for(count, timeout=timeout, interval=interval),
+        count = settings.ping_default_count if body.count is None else body.count
+        if count > settings.ping_max_count:
+            raise reject(
+                "count_too_large",
+                Problem(
+                    422,
+                    f"count: at most {settings.ping_max_count} echo requests per ping",
+                    kind="validation",
+                    title="Invalid request",
+                ),
             )
-    except CapacityError as exc:
-        services.audit.emit(
-            "capacity_rejected",
-            outcome="rejected",
-            reason=exc.reason,
-            target=str(address),
-            **context,
-        )
-        per_token = "per_token" in exc.reason
-        raise Problem(
-            429 if per_token else 503,
-            str(exc),
-            kind="rate-limited" if per_token else "capacity",
-            headers={"Retry-After": str(exc.retry_after)},
-            reason=exc.reason,
-            retry_after=exc.retry_after,
-        ) from None
-    except BackendUnavailableError as exc:
-        services.audit.emit(
-            "ping_failed",
-            outcome="error",
-            reason="backend_unavailable",
-            target=str(address),
-            backend=services.pinger.name,
-            error=str(exc),
-            **context,
-        )
-        # The cause (sysctl, missing binary) is for the operator's log, not for clients.
-        raise Problem(
-            503, "this server cannot send pings right now", kind="ping-unavailable"
-        ) from None
+        try:
+            address = policy.check(parse_target(body.target))
+        except TargetSyntaxError as exc:
+            raise reject(
+                "invalid_target",
+                Problem(422, str(exc), kind="invalid-target", title="Invalid target"),
+            ) from None
+        except TargetDeniedError as exc:
+            raise reject(
+                "target_denied",
+                Problem(403, str(exc), kind="target-denied", title="Target not allowed"),
+                category=exc.category,
+            ) from None
 
-    services.audit.emit(
-        "ping",
-        outcome="success",
-        target=result.target,
-        sent=result.sent,
-        received=result.received,
-        loss_percent=result.loss_percent,
-        backend=result.backend,
-        **context,
-    )
-    for reply in result.replies:
-        services.metrics.observe_ping_rtt(reply.rtt_ms / 1000)
-    return JSONResponse(result.to_dict())
+        timeout = settings.ping_timeout_seconds
+        interval = settings.ping_interval_seconds
+        pinger = services.pinger
+        try:
+            async with cap.hold(record.name):
+                result = await pinger.ping(
+                    address,
+                    count=count,
+                    timeout=timeout,
+                    interval=interval,
+                    deadline=deadline_for(count, timeout=timeout, interval=interval),
+                )
+        except CapacityError as exc:
+            audit.emit(
+                "capacity_rejected",
+                outcome="rejected",
+                reason=exc.reason,
+                target=str(address),
+                **context,
+            )
+            per_token = "per_token" in exc.reason
+            raise Problem(
+                429 if per_token else 503,
+                str(exc),
+                kind="rate-limited" if per_token else "capacity",
+                headers={"Retry-After": str(exc.retry_after)},
+                reason=exc.reason,
+                retry_after=exc.retry_after,
+            ) from None
+        except BackendUnavailableError as exc:
+            audit.emit(
+                "ping_failed",
+                outcome="error",
+                reason="backend_unavailable",
+                target=str(address),
+                backend=pinger.name,
+                error=str(exc),
+                **context,
+            )
+            # The cause (sysctl, missing binary) is for the operator's log, not for clients.
+            raise Problem(
+                503, "this server cannot send pings right now", kind="ping-unavailable"
+            ) from None
+
+        if not audit.emit(
+            "ping",
+            outcome="success",
+            target=result.target,
+            sent=result.sent,
+            received=result.received,
+            loss_percent=result.loss_percent,
+            backend=result.backend,
+            **context,
+        ):
+            raise audit_unavailable()
+        for reply in result.replies:
+            metrics.observe_ping_rtt(reply.rtt_ms / 1000)
+        await ex.respond(200, json.dumps(result.to_dict(), separators=(",", ":")).encode())
+
+    return Route("POST", PATH, ping, OPERATION)

@@ -10,10 +10,7 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from pydantic import ValidationError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "urn:pingcalc:problem:"
@@ -30,6 +27,7 @@ class Problem(Exception):
         kind: str | None = None,
         title: str | None = None,
         headers: dict[str, str] | None = None,
+        close: bool = False,
         **extensions: Any,
     ) -> None:
         super().__init__(detail)
@@ -38,7 +36,20 @@ class Problem(Exception):
         self.kind = kind
         self.title = title
         self.headers = headers or {}
+        # Close the connection after answering (the body may be unread, or the request
+        # framing untrustworthy).
+        self.close = close
         self.extensions = extensions
+
+    def body(self, request_id: str | None) -> bytes:
+        return problem_body(
+            self.status,
+            self.detail,
+            kind=self.kind,
+            title=self.title,
+            request_id=request_id,
+            **self.extensions,
+        )
 
 
 def problem_body(
@@ -51,10 +62,9 @@ def problem_body(
     **extensions: Any,
 ) -> bytes:
     """Serialise one problem document."""
-    phrase = HTTPStatus(status).phrase
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + kind if kind else "about:blank",
-        "title": title or phrase,
+        "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
     }
@@ -64,80 +74,34 @@ def problem_body(
     return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
 
 
-def problem_response(
-    request: Request | None,
-    status: int,
-    detail: str,
-    *,
-    kind: str | None = None,
-    title: str | None = None,
-    headers: dict[str, str] | None = None,
-    **extensions: Any,
-) -> Response:
-    """A problem+json response carrying the request id."""
-    request_id = request.scope.get("state", {}).get("request_id") if request else None
-    return Response(
-        problem_body(status, detail, kind=kind, title=title, request_id=request_id, **extensions),
-        status_code=status,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=headers,
+def too_many(detail: str, retry_after: int, reason: str) -> Problem:
+    """429 with Retry-After."""
+    return Problem(
+        429,
+        detail,
+        kind="rate-limited",
+        headers={"Retry-After": str(retry_after)},
+        reason=reason,
+        retry_after=retry_after,
     )
 
 
-def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
-    # ("body", "expression") -> "expression"; the "body" prefix tells a client nothing.
-    parts = [str(p) for p in loc if p != "body"]
-    return ".".join(parts) or "body"
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
 
 
-def _reason(error: dict[str, Any]) -> str:
+def _reason(error: Any) -> str:
     if error.get("type") == "json_invalid":
         ctx = error.get("ctx") or {}
         return f"the body is not valid JSON ({ctx.get('error', 'parse error')})"
     return str(error.get("msg", "invalid value"))
 
 
-async def _problem_handler(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, Problem):  # registered for this type only
-        raise exc
-    return problem_response(
-        request,
-        exc.status,
-        exc.detail,
-        kind=exc.kind,
-        title=exc.title,
-        headers=exc.headers,
-        **exc.extensions,
-    )
-
-
-async def _http_handler(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, StarletteHTTPException):  # registered for this type only
-        raise exc
-    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
-    if exc.status_code == 404 and detail == "Not Found":
-        detail = f"there is no resource at {request.url.path[:200]}"
-    elif exc.status_code == 405 and detail == "Method Not Allowed":
-        detail = f"{request.method[:16]} is not allowed on {request.url.path[:200]}"
-    return problem_response(
-        request, exc.status_code, detail, headers=dict(exc.headers) if exc.headers else None
-    )
-
-
-async def _validation_handler(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, RequestValidationError):  # registered for this type only
-        raise exc
+def invalid_body(exc: ValidationError) -> Problem:
+    """422 naming each failing field and why (never echoing the input)."""
     errors = [
-        {"field": _field_name(err.get("loc", ())), "reason": _reason(err)} for err in exc.errors()
+        {"field": _field_name(err["loc"]), "reason": _reason(err)}
+        for err in exc.errors(include_url=False, include_input=False, include_context=True)
     ]
     detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors) or "invalid request"
-    return problem_response(
-        request, 422, detail, kind="validation", title="Invalid request", errors=errors
-    )
-
-
-def install_problem_handlers(app: FastAPI) -> None:
-    """Route every error FastAPI and Starlette raise through problem+json."""
-    app.add_exception_handler(Problem, _problem_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_handler)
-    app.add_exception_handler(RequestValidationError, _validation_handler)
+    return Problem(422, detail, kind="validation", title="Invalid request", errors=errors)

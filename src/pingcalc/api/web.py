@@ -11,10 +11,9 @@ import hashlib
 from dataclasses import dataclass
 from importlib.resources import files
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
-
+from pingcalc.api.exchange import Exchange
 from pingcalc.api.problems import Problem
+from pingcalc.api.routing import Route
 
 # Replaces the API's `default-src 'none'` for the page and its assets only. Everything is
 # same-origin and there is no inline script or style, so an injected tag cannot run
@@ -58,36 +57,42 @@ def _load(name: str, media_type: str) -> StaticFile:
 INDEX = _load(INDEX_NAME, INDEX_TYPE)
 ASSETS: dict[str, StaticFile] = {name: _load(name, kind) for name, kind in ASSET_TYPES.items()}
 
-router = APIRouter(include_in_schema=False)
+STATIC_PREFIX = "/static/"
 
 
-def _headers(file: StaticFile, cache_control: str) -> dict[str, str]:
-    return {
-        "Content-Security-Policy": PAGE_CSP,
-        "Cache-Control": cache_control,
-        "ETag": file.etag,
+def _headers(file: StaticFile, cache_control: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-security-policy", PAGE_CSP.encode()),
+        (b"cache-control", cache_control.encode()),
+        (b"etag", file.etag.encode()),
         # No other window may hold a reference to the page (tab-nabbing, XS-leaks).
-        "Cross-Origin-Opener-Policy": "same-origin",
-    }
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
 
 
-def _respond(request: Request, file: StaticFile, cache_control: str) -> Response:
+async def _serve(ex: Exchange, file: StaticFile, cache_control: str) -> None:
     headers = _headers(file, cache_control)
-    if file.etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return Response(file.body, media_type=file.media_type, headers=headers)
+    for name, value in ex.scope["headers"]:
+        if name == b"if-none-match" and file.etag.encode() in value:
+            await ex.respond(304, b"", headers=headers)
+            return
+    await ex.respond(200, file.body, file.media_type.encode(), headers)
 
 
-@router.get("/")
-async def index(request: Request) -> Response:
+async def index(ex: Exchange) -> None:
     """The page with the ping and calculate forms."""
-    return _respond(request, INDEX, INDEX_CACHE_CONTROL)
+    await _serve(ex, INDEX, INDEX_CACHE_CONTROL)
 
 
-@router.get("/static/{name}")
-async def static_file(request: Request, name: str) -> Response:
+async def static_file(ex: Exchange) -> None:
     """One file of the fixed allow-list."""
-    file = ASSETS.get(name)
+    file = ASSETS.get(ex.path[len(STATIC_PREFIX) :])
     if file is None:
         raise Problem(404, "there is no such static file", kind="not-found")
-    return _respond(request, file, ASSET_CACHE_CONTROL)
+    await _serve(ex, file, ASSET_CACHE_CONTROL)
+
+
+ROUTES = [
+    Route("GET", "/", index),
+    Route("GET", STATIC_PREFIX, static_file, prefix=True),
+]

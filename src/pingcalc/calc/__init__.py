@@ -3,26 +3,32 @@
     >>> evaluate("2*(3+4)")
     14
 
-`evaluate` parses and runs once; `Evaluator` keeps an LRU cache of `Compiled` expressions.
-Every rejection is a `CalcError` (`CalcSyntaxError`, `CalcLimitError`, `CalcMathError`) with
-a message and, where it applies, the 1-based column. See `limits.py` for the bounds.
+`Evaluator()` is the evaluator the server runs (default bounds, results of repeated
+expressions remembered); `evaluate` runs one expression uncached. Every rejection is a
+`CalcError` (`CalcSyntaxError`, `CalcLimitError`, `CalcMathError`) with a message and, where
+it applies, the 1-based column. `bounds.py` holds the bounds, `functions.py` the whitelist,
+`reference.py` the user-facing syntax, `precision.py` rounding for display.
 """
 
 from __future__ import annotations
 
+from pingcalc.calc.bounds import DEFAULT_BOUNDS, Bounds
 from pingcalc.calc.errors import CalcError, CalcLimitError, CalcMathError, CalcSyntaxError
-from pingcalc.calc.evaluator import Compiled, Evaluator, compile_expression, evaluate
-from pingcalc.calc.limits import DEFAULT_LIMITS, Limits
+from pingcalc.calc.evaluator import Evaluator
+from pingcalc.calc.interpreter import evaluate
+from pingcalc.calc.precision import round_significant
+from pingcalc.calc.reference import syntax_markdown, syntax_reference
 
 __all__ = [
-    "DEFAULT_LIMITS",
+    "DEFAULT_BOUNDS",
+    "Bounds",
     "CalcError",
     "CalcLimitError",
     "CalcMathError",
     "CalcSyntaxError",
-    "Compiled",
     "Evaluator",
-    "Limits",
-    "compile_expression",
     "evaluate",
+    "round_significant",
+    "syntax_markdown",
+    "syntax_reference",
 ]

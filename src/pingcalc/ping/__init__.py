@@ -1,44 +1,100 @@
-"""The ping engine: parse a target, apply the policy, send ICMP echoes. No HTTP in here.
+"""The ping engine: check a target, resolve a name once, apply the policy, send ICMP echoes.
 
-address = parse_target(text)          # TargetSyntaxError
-address = policy.check(address)       # TargetDeniedError
-result = await backend.ping(address, count=3, timeout=1.0, interval=0.2, deadline=3.0)
+No HTTP in here; every error is in `pingcalc.ping.errors` (the tree is in its docstring).
+
+plan = PingPlan.from_settings(settings, count=3, family=None)       # PlanError
+resolver = select_resolver(settings.ping_resolver, timeout=2.0, max_in_flight=16)
+destination = await resolve_target(text, policy=policy, resolver=resolver, family=plan.family)
+    # TargetSyntaxError/NameSyntaxError, TargetDeniedError/NameDeniedError, ResolutionError
+result = await plan.run(backend, destination)                      # or, live:
+async with contextlib.aclosing(plan.stream(backend, destination)) as events:
+    async for item in events: ...                                  # Reply | Lost, then PingResult
 """
 
 from __future__ import annotations
 
 from pingcalc.ping.datagram import DatagramBackend
+from pingcalc.ping.destination import Destination, resolve_name, resolve_target
+from pingcalc.ping.errors import (
+    BackendUnavailableError,
+    NameDeniedError,
+    NameNotFoundError,
+    NameSyntaxError,
+    PingError,
+    PlanError,
+    ResolutionError,
+    ResolverBusyError,
+    ResolverFailedError,
+    ResolverTimeoutError,
+    TargetDeniedError,
+    TargetSyntaxError,
+)
 from pingcalc.ping.interface import (
     Address,
-    BackendUnavailableError,
+    EventSink,
+    Family,
+    Lost,
     PingBackend,
-    PingError,
+    PingEvent,
     PingResult,
     Reply,
     RttStats,
     deadline_for,
 )
-from pingcalc.ping.policy import TargetDeniedError, TargetPolicy
+from pingcalc.ping.names import HostName, check_name
+from pingcalc.ping.plan import PingPlan
+from pingcalc.ping.policy import TargetPolicy
+from pingcalc.ping.resolvers import (
+    NameServerResolver,
+    Resolver,
+    SystemResolver,
+    parse_resolver_setting,
+    select_resolver,
+)
 from pingcalc.ping.selection import Preference, UnavailableBackend, select_backend
 from pingcalc.ping.subprocess_backend import SubprocessBackend
-from pingcalc.ping.target import TargetSyntaxError, parse_target
+from pingcalc.ping.target import parse_host, parse_target
 
 __all__ = [
     "Address",
     "BackendUnavailableError",
     "DatagramBackend",
+    "Destination",
+    "EventSink",
+    "Family",
+    "HostName",
+    "Lost",
+    "NameDeniedError",
+    "NameNotFoundError",
+    "NameServerResolver",
+    "NameSyntaxError",
     "PingBackend",
     "PingError",
+    "PingEvent",
+    "PingPlan",
     "PingResult",
+    "PlanError",
     "Preference",
     "Reply",
+    "ResolutionError",
+    "Resolver",
+    "ResolverBusyError",
+    "ResolverFailedError",
+    "ResolverTimeoutError",
     "RttStats",
     "SubprocessBackend",
+    "SystemResolver",
     "TargetDeniedError",
     "TargetPolicy",
     "TargetSyntaxError",
     "UnavailableBackend",
+    "check_name",
     "deadline_for",
+    "parse_host",
+    "parse_resolver_setting",
     "parse_target",
+    "resolve_name",
+    "resolve_target",
     "select_backend",
+    "select_resolver",
 ]

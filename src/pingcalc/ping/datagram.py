@@ -7,6 +7,9 @@ delivers to the socket only echo replies whose identifier matches the socket. Th
 overwrites the identifier we write (it uses the socket's local "port") and the checksum, so
 replies are matched by sequence number and by a random payload on a per-request socket:
 nothing one request receives can be credited to another.
+
+Each echo is settled exactly once, as it happens: a timely reply, or a loss when its timeout
+timer fires (or at the deadline); `on_event` hears each, in that order.
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ import struct
 import time
 from ipaddress import IPv4Address
 
-from pingcalc.ping.interface import Address, BackendUnavailableError, PingBackend, PingResult, Reply
+from pingcalc.ping.interface import (
+    Address,
+    BackendUnavailableError,
+    EventSink,
+    Lost,
+    PingBackend,
+    PingEvent,
+    PingResult,
+    Reply,
+)
 
 ICMP_ECHO_REQUEST = 8  # RFC 792
 ICMP_ECHO_REPLY = 0
@@ -53,18 +65,50 @@ def open_socket(family: socket.AddressFamily) -> socket.socket:
     return sock
 
 
+def _ignore(event: PingEvent) -> None:
+    """The event sink of a caller that only wants the result."""
+
+
 class _Exchange:
     """The echoes of one request on one socket: what was sent when, what came back."""
 
-    def __init__(self, sock: socket.socket, *, count: int, timeout: float, reply_type: int) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        count: int,
+        timeout: float,
+        reply_type: int,
+        on_event: EventSink | None = None,
+    ) -> None:
         self.sock = sock
         self.count = count
         self.timeout = timeout
         self.reply_type = reply_type
+        self.on_event = on_event or _ignore
         self.payload = secrets.token_bytes(PAYLOAD_BYTES)
         self.sent_at: dict[int, float] = {}
         self.replies: dict[int, Reply] = {}
+        self.lost: set[int] = set()
+        self.timers: list[asyncio.TimerHandle] = []
         self.complete = asyncio.Event()
+
+    def _settled(self) -> None:
+        if len(self.replies) + len(self.lost) == self.count:
+            self.complete.set()
+
+    def expire(self, seq: int) -> None:
+        """Echo `seq` had its whole timeout: count it lost, unless its reply came first."""
+        if seq in self.replies or seq in self.lost:
+            return
+        self.lost.add(seq)
+        self.on_event(Lost(seq))
+        self._settled()
+
+    def finish(self) -> None:
+        """At the end (deadline or last wait over): every echo not yet settled is lost."""
+        for seq in sorted(self.sent_at):
+            self.expire(seq)
 
     def on_readable(self) -> None:
         """Drain the socket; keep replies that are ours, in time, and not duplicates."""
@@ -83,16 +127,19 @@ class _Exchange:
             if kind != self.reply_type or code != 0 or data[_HEADER.size :] != self.payload:
                 continue
             sent = self.sent_at.get(seq)
-            if sent is None or seq in self.replies or now - sent > self.timeout:
+            if sent is None or seq in self.replies or seq in self.lost or now - sent > self.timeout:
                 continue
-            self.replies[seq] = Reply(seq, (now - sent) * 1000.0)
-            if len(self.replies) == self.count:
-                self.complete.set()
+            reply = Reply(seq, (now - sent) * 1000.0)
+            self.replies[seq] = reply
+            self.on_event(reply)
+            self._settled()
 
     def send(self, seq: int, address: Address, request_type: int) -> None:
         """Send echo `seq`; a send error (no route) only means that echo is lost."""
         packet = _HEADER.pack(request_type, 0, 0, 0, seq) + self.payload
         self.sent_at[seq] = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        self.timers.append(loop.call_later(self.timeout, self.expire, seq))
         with contextlib.suppress(OSError):
             self.sock.sendto(packet, (str(address), 0))
 
@@ -110,6 +157,7 @@ class DatagramBackend(PingBackend):
         timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
         interval: float,
         deadline: float,
+        on_event: EventSink | None = None,
     ) -> PingResult:
         """See `PingBackend.ping`; sequence numbers run from 1 to `count`."""
         v4 = isinstance(address, IPv4Address)
@@ -119,7 +167,9 @@ class DatagramBackend(PingBackend):
         )
         loop = asyncio.get_running_loop()
         sock = open_socket(family)
-        exchange = _Exchange(sock, count=count, timeout=timeout, reply_type=reply_type)
+        exchange = _Exchange(
+            sock, count=count, timeout=timeout, reply_type=reply_type, on_event=on_event
+        )
         try:
             loop.add_reader(sock.fileno(), exchange.on_readable)
             # Both the deadline and the wait after the last echo end in TimeoutError, which
@@ -134,8 +184,12 @@ class DatagramBackend(PingBackend):
                     async with asyncio.timeout(max(0.0, last_expiry - time.perf_counter())):
                         await exchange.complete.wait()
         finally:
+            # Also on cancellation (a client gone): no reader, no timer, no socket is left.
             loop.remove_reader(sock.fileno())
             sock.close()
+            for timer in exchange.timers:
+                timer.cancel()
+        exchange.finish()
         return PingResult.build(
             address,
             sent=len(exchange.sent_at),

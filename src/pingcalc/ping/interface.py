@@ -1,33 +1,32 @@
-"""What every ping backend shares: the result model, the abstract backend and the base error.
+"""What every ping backend shares: the result and event models and the abstract backend.
 
-A backend only ever receives an `IPv4Address`/`IPv6Address` that `parse_target` produced and
-`TargetPolicy.check` accepted; it never sees the client's text.
+A backend only ever receives an `IPv4Address`/`IPv6Address` that `TargetPolicy.check`
+accepted (parsed from the client's text, or one of the checked addresses of a resolved name);
+it never sees the client's text and never resolves anything.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any
+from typing import Any, Literal
 
-from pingcalc.errors import PingcalcError
+# Re-exported: these lived here before ping/errors.py held every ping error.
+from pingcalc.ping.errors import BackendUnavailableError as BackendUnavailableError
+from pingcalc.ping.errors import PingError as PingError
 
 Address = IPv4Address | IPv6Address
+# The address family a client may ask a name to be resolved to.
+Family = Literal[4, 6]
 
 # Slack added to the time the echoes themselves need, for process start-up (subprocess
 # backend) and scheduling; the deadline still bounds every request (T1499 endpoint DoS).
 DEADLINE_SLACK_SECONDS = 0.5
-
-
-class PingError(PingcalcError):
-    """Base of every error the ping engine raises."""
-
-
-class BackendUnavailableError(PingError):
-    """The selected backend cannot send echoes here (permissions, no `ping`, no IPv6)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +35,27 @@ class Reply:
 
     seq: int
     rtt_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The live event's JSON shape (one line of a stream)."""
+        return {"event": "reply", "seq": self.seq, "rtt_ms": round(self.rtt_ms, 3)}
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """An echo that got no reply within its timeout (or before the deadline)."""
+
+    seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The live event's JSON shape (one line of a stream)."""
+        return {"event": "timeout", "seq": self.seq}
+
+
+# What a backend reports as it happens: exactly one event per echo sent, in time order.
+PingEvent = Reply | Lost
+# Called from the event loop for each event; must neither block nor raise.
+EventSink = Callable[[PingEvent], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +89,18 @@ class PingResult:
     rtt: RttStats | None
     replies: tuple[Reply, ...]
     backend: str
+    # The host name the address came from; None for an IP target (the JSON then has no key).
+    name: str | None = None
 
     @classmethod
     def build(
-        cls, address: Address, *, sent: int, replies: Sequence[Reply], backend: str
+        cls,
+        address: Address,
+        *,
+        sent: int,
+        replies: Sequence[Reply],
+        backend: str,
+        name: str | None = None,
     ) -> PingResult:
         """Derive the counters and statistics from the replies actually received."""
         ordered = tuple(sorted(replies, key=lambda r: r.seq))
@@ -87,13 +115,16 @@ class PingResult:
             rtt=RttStats.from_samples([r.rtt_ms for r in ordered]),
             replies=ordered,
             backend=backend,
+            name=name,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the API and of `pingcalc ping --json` (times rounded to µs)."""
         rtt = self.rtt
+        named = {} if self.name is None else {"name": self.name}
         return {
             "target": self.target,
+            **named,
             "family": self.family,
             "sent": self.sent,
             "received": self.received,
@@ -130,9 +161,58 @@ class PingBackend(ABC):
         timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
         interval: float,
         deadline: float,
+        on_event: EventSink | None = None,
     ) -> PingResult:
         """Send `count` echoes `interval` s apart, wait `timeout` s for each reply.
 
         `deadline` is the most seconds the whole call may take; when it passes, the result
-        holds what arrived so far. Raises `BackendUnavailableError` if no echo can be sent.
+        holds what arrived so far. `on_event`, if given, is called once per echo sent with its
+        `Reply` or `Lost` as it happens. Cancelling the call stops the exchange at once and
+        releases its socket or process. Raises `BackendUnavailableError` if no echo can be sent.
         """
+
+    async def stream(
+        self,
+        address: Address,
+        *,
+        count: int,
+        timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
+        interval: float,
+        deadline: float,
+    ) -> AsyncGenerator[PingEvent | PingResult, None]:
+        """Yield each `Reply`/`Lost` as it happens, then the `PingResult` that `ping` returns.
+
+        Iterate inside `contextlib.aclosing(...)`: leaving early, or cancelling the consumer
+        (a client that disconnected), cancels the exchange and releases its socket or process.
+        """
+        events: asyncio.Queue[PingEvent] = asyncio.Queue()  # at most `count` items
+        exchange = asyncio.ensure_future(
+            self.ping(
+                address,
+                count=count,
+                timeout=timeout,
+                interval=interval,
+                deadline=deadline,
+                on_event=events.put_nowait,
+            )
+        )
+        try:
+            while True:
+                waiter = asyncio.ensure_future(events.get())
+                try:
+                    await asyncio.wait({waiter, exchange}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                if waiter.done() and not waiter.cancelled():
+                    yield waiter.result()
+                elif exchange.done():
+                    while not events.empty():
+                        yield events.get_nowait()
+                    yield exchange.result()  # or the backend's error
+                    return
+        finally:
+            if not exchange.done():
+                exchange.cancel()
+                # Let the exchange run its cleanup now; our own cancellation still propagates.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await exchange

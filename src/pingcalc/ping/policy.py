@@ -28,19 +28,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
-from pingcalc.ping.interface import Address, PingError
+from pingcalc.ping.errors import TargetDeniedError
+from pingcalc.ping.interface import Address
 
 Network = IPv4Network | IPv6Network
 
-
-class TargetDeniedError(PingError):
-    """A valid address the policy refuses; `category` is a short slug for logs and metrics."""
-
-    def __init__(self, address: Address, description: str, category: str) -> None:
-        super().__init__(f"{address} is {description}, which this server does not ping")
-        self.address = address
-        self.description = description
-        self.category = category
+__all__ = ["Network", "TargetDeniedError", "TargetPolicy"]
 
 
 def _nets(*cidrs: str) -> tuple[Network, ...]:

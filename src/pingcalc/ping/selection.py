@@ -10,6 +10,7 @@ from pingcalc.ping.datagram import DatagramBackend, open_socket
 from pingcalc.ping.interface import (
     Address,
     BackendUnavailableError,
+    EventSink,
     PingBackend,
     PingResult,
 )
@@ -37,6 +38,7 @@ class UnavailableBackend(PingBackend):
         timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
         interval: float,
         deadline: float,
+        on_event: EventSink | None = None,
     ) -> PingResult:
         """Always `BackendUnavailableError` with the reason found at start-up."""
         raise BackendUnavailableError(f"no ping backend is available: {self.reason}")

@@ -5,6 +5,9 @@ address (`str()` of an `ipaddress` object, which cannot hold a space, a `-` pref
 zone id) after `--`, so even a parser bug upstream could not turn the target into an option
 (T1059 command injection, option injection such as `-f` or `-s 65000`). The process gets a
 minimal environment, no stdin, and is interrupted at the deadline and killed shortly after.
+
+Its output is read line by line, so each reply is reported as ping prints it; iputils prints
+nothing for a lost echo, so losses are reported when ping exits (at most its `-W` later).
 """
 
 from __future__ import annotations
@@ -13,9 +16,19 @@ import asyncio
 import contextlib
 import re
 import signal
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
-from pingcalc.ping.interface import Address, BackendUnavailableError, PingBackend, PingResult, Reply
+from pingcalc.ping.interface import (
+    Address,
+    BackendUnavailableError,
+    EventSink,
+    Lost,
+    PingBackend,
+    PingEvent,
+    PingResult,
+    Reply,
+)
 
 # iputils refuses intervals below 200 ms to users without CAP_NET_RAW ("cannot flood").
 MIN_INTERVAL_SECONDS = 0.2
@@ -59,21 +72,67 @@ def build_argv(
     return argv
 
 
+def parse_reply_line(line: bytes, *, count: int, timeout: float) -> Reply | None:
+    """The reply one output line reports, if it is a timely reply to an echo of ours."""
+    if b"DUP!" in line:
+        return None
+    match = _REPLY_LINE.search(line)
+    if match is None:
+        return None
+    seq, rtt_ms = int(match[1]), float(match[2])
+    if 1 <= seq <= count and rtt_ms <= timeout * 1000.0:
+        return Reply(seq, rtt_ms)
+    return None
+
+
 def parse_output(stdout: bytes, *, count: int, timeout: float) -> tuple[int, list[Reply]]:
     """(sent, replies) from iputils output; duplicates and late or unknown replies are dropped."""
     replies: dict[int, Reply] = {}
     for line in stdout.splitlines():
-        if b"DUP!" in line:
-            continue
-        match = _REPLY_LINE.search(line)
-        if match is None:
-            continue
-        seq, rtt_ms = int(match[1]), float(match[2])
-        if 1 <= seq <= count and seq not in replies and rtt_ms <= timeout * 1000.0:
-            replies[seq] = Reply(seq, rtt_ms)
+        reply = parse_reply_line(line, count=count, timeout=timeout)
+        if reply is not None and reply.seq not in replies:
+            replies[reply.seq] = reply
     summary = _SUMMARY_LINE.search(stdout)
     sent = int(summary[1]) if summary else max(replies, default=0)
     return min(sent, count), list(replies.values())
+
+
+def _ignore(event: PingEvent) -> None:
+    """The event sink of a caller that only wants the result."""
+
+
+async def _collect(
+    process: asyncio.subprocess.Process, on_line: Callable[[bytes], None]
+) -> tuple[bytes, bytes]:
+    """Read stdout line by line (each line to `on_line` as it arrives) and stderr, to the exit."""
+    stdout, stderr = process.stdout, process.stderr
+    if stdout is None or stderr is None:
+        raise RuntimeError("ping was started without pipes")
+
+    async def lines() -> bytes:
+        chunks: list[bytes] = []
+        try:
+            while line := await stdout.readline():
+                chunks.append(line)
+                on_line(line)
+        except ValueError:  # a line past the reader's limit: not iputils output we parse
+            chunks.append(await stdout.read())
+        return b"".join(chunks)
+
+    out, err = await asyncio.gather(lines(), stderr.read())
+    await process.wait()
+    return out, err
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """Kill `process` if it still runs and wait briefly for it, so no zombie outlives us."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    # The caller re-raises its own exception; a second cancellation only cuts this wait short.
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(process.wait(), KILL_GRACE_SECONDS)
 
 
 class SubprocessBackend(PingBackend):
@@ -92,6 +151,7 @@ class SubprocessBackend(PingBackend):
         timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
         interval: float,
         deadline: float,
+        on_event: EventSink | None = None,
     ) -> PingResult:
         """See `PingBackend.ping`."""
         argv = build_argv(self.ping_path, address, count=count, timeout=timeout, interval=interval)
@@ -106,7 +166,16 @@ class SubprocessBackend(PingBackend):
             )
         except OSError as exc:
             raise BackendUnavailableError(f"cannot run {self.ping_path}: {exc.strerror}") from None
-        communicate = asyncio.ensure_future(process.communicate())
+        emit = on_event or _ignore
+        answered: set[int] = set()
+
+        def on_line(line: bytes) -> None:
+            reply = parse_reply_line(line, count=count, timeout=timeout)
+            if reply is not None and reply.seq not in answered:
+                answered.add(reply.seq)
+                emit(reply)
+
+        communicate = asyncio.ensure_future(_collect(process, on_line))
         try:
             done, _ = await asyncio.wait({communicate}, timeout=deadline)
             if not done:
@@ -117,10 +186,11 @@ class SubprocessBackend(PingBackend):
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
             stdout, stderr = await communicate
+        except BaseException:
+            # Also on cancellation (a client gone): the process is killed and reaped now.
+            await _stop(process)
+            raise
         finally:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
             if not communicate.done():
                 communicate.cancel()
         if process.returncode == 2 and _UNAVAILABLE.search(stderr):
@@ -132,4 +202,7 @@ class SubprocessBackend(PingBackend):
         if process.returncode != 0 and sent == 0:
             # It could not even send (e.g. "Network is unreachable"): every echo is lost.
             sent = count
+        for seq in range(1, sent + 1):
+            if seq not in answered:
+                emit(Lost(seq))
         return PingResult.build(address, sent=sent, replies=replies, backend=self.name)

@@ -1,13 +1,15 @@
 """Turn a client's target text into an IP address, or refuse it: the dangerous input.
 
 The old service pasted this text into a shell command (T1059, T1190). Here the text never
-reaches a shell, an argv or a resolver: it becomes an `IPv4Address`/`IPv6Address` or a
-`TargetSyntaxError`, and backends are only ever given the address object (whose `str()` is
-the normalised form). The rules are deliberately narrower than what `ipaddress` accepts and
-than what `inet_aton(3)` accepts, because every looser form has been an attack somewhere:
+reaches a shell, an argv or a resolver: `parse_target` makes it an `IPv4Address`/`IPv6Address`
+or a `TargetSyntaxError`, and backends are only ever given the address object (whose `str()`
+is the normalised form). `parse_host` also lets a host name through, as a `HostName` checked
+by names.py; only that type reaches a resolver, and every address it resolves to is judged by
+the policy (destination.py). The IP rules are deliberately narrower than what `ipaddress` and
+`inet_aton(3)` accept, because every looser form has been an attack somewhere:
 
-* No host names: resolving them is a DNS-rebinding and internal-mapping vector, and a name
-  can change between the policy check and the echo.
+* `parse_target` takes no host names: a name is resolved, which is a DNS-rebinding and
+  internal-mapping vector handled separately (destination.py resolves it once).
 * IPv4 only as the strict dotted-quad of RFC 6943 §3.1.1 ("strict form"): four decimal
   parts, 0-255, no leading zeros. `inet_aton` also reads `0177.0.0.1` (octal, = 127.0.0.1),
   `0x7f.1` (hex), `2130706433` (one 32-bit integer) and `127.1` (short form); a filter and
@@ -29,7 +31,9 @@ from __future__ import annotations
 import re
 from ipaddress import AddressValueError, IPv4Address, IPv6Address
 
-from pingcalc.ping.interface import Address, PingError
+from pingcalc.ping.errors import TargetSyntaxError
+from pingcalc.ping.interface import Address
+from pingcalc.ping.names import HostName, check_name, looks_numeric
 
 # Longest valid text: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255" is 45 characters
 # (the INET6_ADDRSTRLEN of RFC 2553 minus the NUL). Checked first, so no later step ever
@@ -46,8 +50,7 @@ _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _IPV4_LIKE = re.compile(r"[0-9A-Fa-fXx.]+")
 
 
-class TargetSyntaxError(PingError):
-    """The target is not an IP address in one of the accepted text forms."""
+__all__ = ["MAX_TARGET_LENGTH", "TargetSyntaxError", "parse_host", "parse_target"]
 
 
 def _shown(text: str) -> str:
@@ -80,7 +83,7 @@ def _explain(text: str) -> str:
         return _explain_ipv4(text)  # e.g. 0x7f.1: only the "x" is outside the allowlist
     return (
         f"target {shown} contains characters that cannot appear in an IP address "
-        "(host names, brackets and prefix lengths are not accepted)"
+        "(brackets, ports, URLs and prefix lengths are not accepted)"
     )
 
 
@@ -127,3 +130,17 @@ def parse_target(text: str) -> Address:
         raise TargetSyntaxError(f"target {_shown(text)} has a zone id")
     mapped = address.ipv4_mapped
     return mapped if mapped is not None else address
+
+
+def parse_host(text: str) -> Address | HostName:
+    """A canonical IP address, or a checked host name; anything else is `TargetSyntaxError`.
+
+    Text with a ':' or made only of inet_aton-style numbers (`127.1`, `0x7f.1`) is an IP
+    address or nothing: `parse_target` judges it and says which form it uses. Everything else
+    is a host name for `check_name` (which refuses IP-like names again after IDNA mapping).
+    """
+    if not isinstance(text, str):
+        raise TargetSyntaxError("the target must be a string holding an IP address or host name")
+    if ":" in text or looks_numeric(text):
+        return parse_target(text)
+    return check_name(text)

@@ -13,17 +13,24 @@ from collections.abc import Callable
 
 import pytest
 
-from pingcalc.calc import DEFAULT_LIMITS, CalcLimitError, CalcMathError, Limits, evaluate
-from pingcalc.calc.limits import INT_BITS_CEILING, MAX_ROUND_DIGITS
+from pingcalc.calc import DEFAULT_BOUNDS, Bounds, CalcLimitError, CalcMathError, Evaluator, evaluate
+from pingcalc.calc.bounds import (
+    CACHE_SIZE_CEILING,
+    DEPTH_CEILING,
+    INT_BITS_CEILING,
+    MAX_LENGTH,
+    MAX_ROUND_DIGITS,
+)
+from pingcalc.services import build_evaluator
 from pingcalc.settings import Settings, SettingsError
 
 
 def test_defaults_match_the_issue_and_the_settings() -> None:
-    """The engine's defaults are the documented ones and equal the settings defaults."""
-    assert DEFAULT_LIMITS.max_length == 1000
-    assert DEFAULT_LIMITS.max_int_bits == 4096
-    from_settings = Limits.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
-    assert from_settings == DEFAULT_LIMITS
+    """The engine's defaults are the documented ones, and the settings build exactly them."""
+    assert (DEFAULT_BOUNDS.max_length, DEFAULT_BOUNDS.max_int_bits) == (1000, 4096)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert Bounds.from_mapping(settings.model_dump(), prefix="calc_") == DEFAULT_BOUNDS
+    assert build_evaluator(settings).bounds == Evaluator().bounds == DEFAULT_BOUNDS
 
 
 def test_length_limit_at_its_boundary() -> None:
@@ -68,7 +75,7 @@ def test_node_limit_at_its_boundary() -> None:
 
 def test_node_limit_is_checked_before_parsing_long_inputs() -> None:
     """With a small node limit, the token pre-scan refuses at the first token over it."""
-    limits = Limits(max_nodes=10)
+    limits = Bounds(max_nodes=10)
     assert evaluate("1+1+1+1+1", limits) == 5  # 9 elements
     with pytest.raises(CalcLimitError) as caught:
         evaluate("1+1+1+1+1+1", limits)  # 11 elements, 11 characters
@@ -118,7 +125,7 @@ def test_factorial_limit_at_its_boundary() -> None:
 
 def test_integer_literal_limit_at_its_boundary() -> None:
     """A literal of max_int_bits bits parses; one bit more is refused at its column."""
-    limits = Limits(max_int_bits=64)
+    limits = Bounds(max_int_bits=64)
     assert evaluate(str(2**64 - 1), limits) == 2**64 - 1
     with pytest.raises(CalcLimitError) as caught:
         evaluate(f"1 + {2**64}", limits)
@@ -149,23 +156,38 @@ def test_float_overflow_at_its_boundary() -> None:
 
 def test_limits_are_configurable_and_checked() -> None:
     """Custom limits apply; values past a ceiling are refused when the limits are built."""
-    assert evaluate("2 ** 100", Limits(max_int_bits=101)) == 2**100
+    assert evaluate("2 ** 100", Bounds(max_int_bits=101)) == 2**100
     with pytest.raises(CalcLimitError):
-        evaluate("2 ** 101", Limits(max_int_bits=101))
+        evaluate("2 ** 101", Bounds(max_int_bits=101))
     with pytest.raises(ValueError, match="max_int_bits"):
-        Limits(max_int_bits=INT_BITS_CEILING + 1)
+        Bounds(max_int_bits=INT_BITS_CEILING + 1)
     with pytest.raises(ValueError, match="max_depth"):
-        Limits(max_depth=0)
+        Bounds(max_depth=0)
 
 
 def test_settings_past_a_ceiling_are_a_settings_error(
     make_settings: Callable[..., Settings],
 ) -> None:
-    """PINGCALC_CALC_MAX_INT_BITS=20000 would make results unprintable: refused by name."""
+    """PINGCALC_CALC_MAX_INT_BITS=14001 would make results unprintable: refused by name."""
     with pytest.raises(SettingsError, match="PINGCALC_CALC_MAX_INT_BITS"):
-        Limits.from_settings(make_settings(calc_max_int_bits=20_000))
-    # The setting's bound and the engine's ceiling agree: the largest allowed value works.
-    assert Limits.from_settings(make_settings(calc_max_int_bits=INT_BITS_CEILING)).max_int_bits
+        make_settings(calc_max_int_bits=INT_BITS_CEILING + 1)
+    with pytest.raises(SettingsError, match="PINGCALC_CALC_CACHE_SIZE"):
+        make_settings(calc_cache_size=CACHE_SIZE_CEILING + 1)
+    # The settings' range is the engine's: the largest allowed value reaches the evaluator.
+    settings = make_settings(calc_max_int_bits=INT_BITS_CEILING, calc_max_depth=DEPTH_CEILING)
+    bounds = build_evaluator(settings).bounds
+    assert (bounds.max_int_bits, bounds.max_depth) == (INT_BITS_CEILING, DEPTH_CEILING)
+    assert build_evaluator(settings).evaluate(f"2 ** {INT_BITS_CEILING - 1}") > 0
+
+
+def test_bounds_from_mapping_takes_prefixed_names_and_refuses_bad_values() -> None:
+    """`from_mapping` reads `calc_*` keys, ignores the rest, and range-checks what it reads."""
+    bounds = Bounds.from_mapping({"calc_max_args": 3, "calc_max_depth": 7, "port": 1}, "calc_")
+    assert (bounds.max_args, bounds.max_depth, bounds.max_length) == (3, 7, MAX_LENGTH)
+    with pytest.raises(ValueError, match="max_args must be an integer from 1 to"):
+        Bounds.from_mapping({"max_args": 0})
+    with pytest.raises(ValueError, match="max_nodes"):
+        Bounds.from_mapping({"max_nodes": True})
 
 
 @pytest.mark.parametrize(

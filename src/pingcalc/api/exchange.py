@@ -1,0 +1,163 @@
+"""One request and its answer, as the edge and the routes see it.
+
+The edge reads the few headers pingcalc acts on in one pass and keeps them here; routes read
+the body through `read_body` (bounded, and the same way for every route) and answer through
+`respond`/`problem`, which add the security headers and the request id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pingcalc.api.asgi import Receive, Scope, Send
+from pingcalc.api.headers import response_headers
+from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, Problem
+from pingcalc.gate import Client
+
+JSON = b"application/json"
+
+
+class BodyTooLarge(Exception):
+    """The body passed the limit while it was read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is larger than {limit} bytes")
+        self.limit = limit
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request was read or answered: its event, not ours."""
+
+
+class Exchange:
+    """A request's context (id, client, credentials, headers read) and its answer's status."""
+
+    __slots__ = (
+        "accept",
+        "body_limit",
+        "client",
+        "client_request_id",
+        "content_length",
+        "content_type",
+        "method",
+        "path",
+        "presented",
+        "reason",
+        "receive",
+        "request_id",
+        "rid",
+        "route",
+        "scope",
+        "send",
+        "started",
+        "status",
+        "token",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        request_id: str,
+        started: float,
+        body_limit: int,
+    ) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.request_id = request_id
+        self.rid = request_id.encode("ascii")
+        self.started = started
+        self.body_limit = body_limit
+        self.client: Client | None = None
+        self.client_request_id: str | None = None
+        self.presented: str | None = None
+        self.content_type: bytes | None = None
+        self.content_length: int | None = None
+        self.accept: bytes | None = None
+        # The answer: 0 until a response starts; the token and reason for the access line.
+        self.status = 0
+        self.token: str | None = None
+        self.reason: str | None = None
+        # The route template for metrics (None: no route matched).
+        self.route: str | None = None
+
+    @property
+    def client_ip(self) -> str | None:
+        return self.client.address if self.client is not None else None
+
+    def context(self) -> dict[str, Any]:
+        """The fields every audit record of this request carries."""
+        fields: dict[str, Any] = {
+            "request_id": self.request_id,
+            "client_ip": self.client_ip,
+            "token": self.token,
+        }
+        if self.client_request_id is not None:
+            fields["client_request_id"] = self.client_request_id
+        return fields
+
+    async def read_body(self) -> bytes:
+        """The whole body, at most `body_limit` bytes (BodyTooLarge past it)."""
+        limit = self.body_limit
+        if self.content_length is not None and self.content_length > limit:
+            raise BodyTooLarge(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            kind = message["type"]
+            if kind == "http.disconnect":
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(limit)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def respond(
+        self,
+        status: int,
+        body: bytes,
+        content_type: bytes = JSON,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Send a whole response: the security headers and request id are added here."""
+        if status == 304:  # Not Modified: headers only, no representation metadata
+            head: list[tuple[bytes, bytes]] = []
+        else:
+            head = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        if headers:
+            head.extend(headers)
+        self.status = status
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": response_headers(head, self.rid),
+            }
+        )
+        await self.send(
+            {"type": "http.response.body", "body": b"" if self.method == "HEAD" else body}
+        )
+
+    async def problem(self, problem: Problem) -> None:
+        """Answer with `problem` as application/problem+json."""
+        headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in problem.headers.items()
+        ]
+        if problem.close:
+            headers.append((b"connection", b"close"))
+        reason = problem.extensions.get("reason")
+        if isinstance(reason, str):
+            self.reason = reason
+        await self.respond(
+            problem.status, problem.body(self.request_id), PROBLEM_MEDIA_TYPE.encode(), headers
+        )

@@ -1,0 +1,101 @@
+"""Every error the ping engine raises, in one place; the HTTP layer maps each to a problem.
+
+    PingError                       ping/: a target was refused, or no echo can be sent
+     ├── TargetSyntaxError          neither a canonical IP address nor a valid host name  422
+     │    └── NameSyntaxError       a host name breaking RFC 1123 / IDNA rules (no lookup) 422
+     ├── PlanError                  a count or family the server does not accept          422
+     ├── TargetDeniedError          an address the policy refuses (`address`, `category`) 403
+     │    └── NameDeniedError       a name with at least one refused address (`name`)     403
+     ├── ResolutionError            a checked name gave no usable answer (`name`)
+     │    ├── NameNotFoundError     no such name, or no address of the asked family       404
+     │    ├── ResolverTimeoutError  no answer within the lookup timeout                   504
+     │    ├── ResolverBusyError     too many lookups in flight: refused at once           503
+     │    └── ResolverFailedError   the resolver failed (SERVFAIL, no server reachable)   502
+     └── BackendUnavailableError    no socket permission, no ping binary, no IPv6         503
+
+Messages are fixed text plus values we produced (addresses, the checked ASCII name): no
+resolver's or library's own error text reaches a client (it can name internal servers).
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address
+
+from pingcalc.errors import PingcalcError
+
+_Address = IPv4Address | IPv6Address
+
+
+class PingError(PingcalcError):
+    """Base of every error the ping engine raises."""
+
+
+class TargetSyntaxError(PingError):
+    """The target is neither an IP address in an accepted text form nor a valid host name."""
+
+
+class NameSyntaxError(TargetSyntaxError):
+    """A host name refused by `names.check_name`, before any resolver saw it."""
+
+
+class PlanError(PingError):
+    """A ping parameter outside what the server allows; `field` names it (`count`, `family`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class TargetDeniedError(PingError):
+    """A valid address the policy refuses; `category` is a short slug for logs and metrics."""
+
+    def __init__(
+        self, address: _Address, description: str, category: str, *, message: str | None = None
+    ) -> None:
+        super().__init__(message or f"{address} is {description}, which this server does not ping")
+        self.address = address
+        self.description = description
+        self.category = category
+
+
+class NameDeniedError(TargetDeniedError):
+    """A name that resolves to at least one refused address; the whole name is refused."""
+
+    def __init__(self, name: str, address: _Address, description: str, category: str) -> None:
+        # A name mixing a public and an internal address is an attack, not a choice to make.
+        super().__init__(
+            address,
+            description,
+            category,
+            message=f"{name} resolves to {address}, which is {description}; a name is pinged "
+            "only if every address it resolves to is allowed",
+        )
+        self.name = name
+
+
+class ResolutionError(PingError):
+    """A checked name could not be turned into addresses; `name` is its ASCII form."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class NameNotFoundError(ResolutionError):
+    """The name does not exist, or has no address of the family asked for."""
+
+
+class ResolverTimeoutError(ResolutionError):
+    """The resolver did not answer within the lookup timeout."""
+
+
+class ResolverBusyError(ResolutionError):
+    """As many lookups as allowed are in flight; this one was refused without waiting."""
+
+
+class ResolverFailedError(ResolutionError):
+    """The resolver answered with a failure or could not be reached; the cause is not shown."""
+
+
+class BackendUnavailableError(PingError):
+    """The selected backend cannot send echoes here (permissions, no `ping`, no IPv6)."""

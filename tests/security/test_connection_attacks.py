@@ -1,0 +1,230 @@
+"""Connection-level attacks on a real server: huge heads, slow and idle connections (TM-09).
+
+Each test runs the attack against a real `pingcalc serve` process and proves both that the
+attack fails (memory stays bounded, attacking connections are closed) and that legitimate
+clients are served throughout.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from tests_support import LiveServer, Tokens, log_records, rss_mib, server_address
+
+MIB = 1024 * 1024
+
+
+def healthz_ok(server: LiveServer, timeout: float = 2.0) -> bool:
+    """A new client's /healthz answers 200 within `timeout` seconds."""
+    try:
+        return httpx.get(server.url + "/healthz", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def stream_header(server: LiveServer, total: int) -> tuple[int, bytes]:
+    """Send a request head with one header of `total` bytes; (bytes sent, answer)."""
+    with socket.create_connection(server_address(server), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        sent, chunk = 0, b"a" * 65536
+        try:
+            while sent < total:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # the server closed the connection: what it answered is below
+        try:
+            return sent, sock.recv(4096)
+        except OSError:
+            return sent, b""
+
+
+def test_a_huge_header_is_refused_with_431_and_memory_stays_bounded(
+    live_server: LiveServer,
+) -> None:
+    """48 MB of header on one connection grows the server by < 24 MB, answered 431 (T1499)."""
+    before = rss_mib(live_server.process.pid)
+    sent, answer = stream_header(live_server, 48 * MIB)
+    grown = rss_mib(live_server.process.pid) - before
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+    assert b"application/problem+json" in answer
+    assert grown < 24, f"RSS grew {grown:.1f} MiB after {sent} bytes of header"
+    assert sent < 48 * MIB  # the server hung up long before the header ended
+    assert healthz_ok(live_server)
+    refused = [r for r in log_records(live_server.log_text()) if r.get("status") == 431]
+    assert refused and refused[0]["reason"] == "header_too_large"
+
+
+def test_three_huge_headers_at_once_stay_bounded(live_server: LiveServer) -> None:
+    """Three connections at once cannot add up past the container's memory limit (T1499)."""
+    before = rss_mib(live_server.process.pid)
+    answers: list[bytes] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(stream_header(live_server, 32 * MIB)[1]))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(answers) == 3 and all(a.startswith(b"HTTP/1.1 431 ") for a in answers)
+    assert rss_mib(live_server.process.pid) - before < 24
+    assert healthz_ok(live_server)
+
+
+def test_a_head_just_under_the_cap_is_served(live_server: LiveServer) -> None:
+    """The cap is on abuse, not on real clients: a 30 KiB head (cap 32 KiB) gets its answer."""
+    value = "a" * (30 * 1024)
+    response = httpx.get(live_server.url + "/healthz", headers={"X-Big": value}, timeout=10)
+    assert response.status_code == 200
+
+
+def test_too_many_header_fields_are_refused_with_431(live_server: LiveServer) -> None:
+    """A flood of tiny headers (CPU per header) is cut off at the field cap (T1499)."""
+    fields = b"".join(b"X-%d: 1\r\n" % n for n in range(500))
+    with socket.create_connection(server_address(live_server), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    fine = b"".join(b"X-%d: 1\r\n" % n for n in range(50))
+    with socket.create_connection(server_address(live_server), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fine + b"Connection: close\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the server has closed `sock` (EOF or reset), without waiting."""
+    sock.setblocking(False)
+    try:
+        data = sock.recv(4096)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return data == b"" or data.startswith(b"HTTP/1.1 408")
+
+
+@contextmanager
+def trickling(server: LiveServer, count: int, every: float) -> Iterator[list[socket.socket]]:
+    """`count` connections that send one header line every `every` seconds, never ending."""
+    socks = [socket.create_connection(server_address(server), timeout=5) for _ in range(count)]
+    for sock in socks:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    stop = threading.Event()
+
+    def drip() -> None:
+        n = 0
+        while not stop.wait(every):
+            n += 1
+            for sock in socks:
+                try:
+                    sock.sendall(b"X-Drip-%d: 1\r\n" % n)
+                except OSError:
+                    continue
+
+    dripper = threading.Thread(target=drip, daemon=True)
+    dripper.start()
+    try:
+        yield socks
+    finally:
+        stop.set()
+        dripper.join(5)
+        for sock in socks:
+            sock.close()
+
+
+def test_slow_and_idle_connections_are_closed_while_health_checks_keep_answering(
+    server_factory: Callable[..., LiveServer],
+) -> None:
+    """120 slowloris connections (60 trickling a header line every 2 s, 60 sending nothing)
+    are all closed within 30 s, and /healthz from a new client answers throughout (T1499)."""
+    server = server_factory(env={"PINGCALC_MAX_CONNECTIONS_PER_CLIENT": "1000"})
+    idle = [socket.create_connection(server_address(server), timeout=5) for _ in range(60)]
+    started = time.monotonic()
+    with trickling(server, 60, every=2.0) as slow:
+        everyone = idle + slow
+        open_socks = set(range(len(everyone)))
+        health = []
+        while open_socks and time.monotonic() - started < 30:
+            health.append(healthz_ok(server))
+            open_socks = {i for i in open_socks if not closed_by_peer(everyone[i])}
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+    for sock in idle:
+        sock.close()
+    print(f"120 slow connections closed after {elapsed:.1f} s")
+    assert not open_socks, f"{len(open_socks)} of 120 still open after {elapsed:.0f} s"
+    assert all(health) and len(health) >= 5
+
+
+def test_the_connection_cap_evicts_idle_connections_for_new_clients(
+    server_factory: Callable[..., LiveServer],
+) -> None:
+    """With every slot held by idle connections, a health check still gets in: the oldest
+    idle connection gives way, never one being answered (T1499)."""
+    server = server_factory(
+        env={"PINGCALC_MAX_CONNECTIONS": "32", "PINGCALC_MAX_CONNECTIONS_PER_CLIENT": "1000"}
+    )
+    idle = [socket.create_connection(server_address(server), timeout=5) for _ in range(100)]
+    try:
+        time.sleep(0.5)
+        assert all(healthz_ok(server) for _ in range(5))
+        still_open = sum(not closed_by_peer(sock) for sock in idle)
+        assert still_open <= 32
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_one_client_cannot_hold_more_than_its_share_of_connections(
+    server_factory: Callable[..., LiveServer],
+) -> None:
+    """Past the per-client cap, a client's own oldest idle connection gives way (T1499)."""
+    server = server_factory(env={"PINGCALC_MAX_CONNECTIONS_PER_CLIENT": "8"})
+    idle = [socket.create_connection(server_address(server), timeout=5) for _ in range(40)]
+    try:
+        time.sleep(0.5)
+        assert sum(not closed_by_peer(sock) for sock in idle) <= 8
+        assert healthz_ok(server)
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_request_body_must_arrive_before_the_read_deadline(
+    server_factory: Callable[..., LiveServer], tokens: Tokens, late: bool
+) -> None:
+    """A POST whose body trickles past the read deadline is closed, unanswered and logged as
+    the client's doing (slow POST, T1499); one that arrives in time is answered."""
+    server = server_factory(env={"PINGCALC_REQUEST_READ_TIMEOUT_SECONDS": "3"})
+    head = (
+        b"POST /api/v1/calculate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + tokens.secrets["calc"].encode() + b"\r\n"
+        b"Content-Length: 20\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(server_address(server), timeout=10) as sock:
+        sock.sendall(head + b'{"expres')
+        if late:
+            time.sleep(4)  # past the 3 s deadline
+        answer = b""
+        try:
+            sock.sendall(b'sion":"6*7"}')
+            while chunk := sock.recv(4096):
+                answer += chunk
+        except OSError:
+            pass
+    if late:
+        assert answer == b""
+        closed = [r for r in log_records(server.log_text()) if r.get("status") == 499]
+        assert closed and closed[0]["reason"] == "client_disconnected"
+        assert "Traceback" not in server.log_text()
+    else:
+        assert answer.startswith(b"HTTP/1.1 200") and b'"result":42' in answer

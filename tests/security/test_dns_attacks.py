@@ -1,0 +1,289 @@
+"""Attacks through host names, against a real DNS server on loopback that the tests control.
+
+Each test resolves through `NameServerResolver` (what `PINGCALC_PING_RESOLVER=dns://...`
+selects) and "pings" with the recording backend, so no packet leaves: the addresses here are
+only ever judged. TM-31 rebinding, TM-32 internal names, TM-33 resolver abuse, TM-34 hostile
+names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from ipaddress import ip_address
+from pathlib import Path
+
+import pytest
+
+from dns_server import DnsServer
+from ping_fakes import RecordingBackend
+from pingcalc.ping import (
+    Family,
+    NameDeniedError,
+    NameNotFoundError,
+    NameServerResolver,
+    PingError,
+    PingPlan,
+    PingResult,
+    ResolverBusyError,
+    ResolverFailedError,
+    ResolverTimeoutError,
+    TargetDeniedError,
+    TargetPolicy,
+    TargetSyntaxError,
+    resolve_target,
+)
+from pingcalc.settings import Settings
+
+PAYLOAD_FILE = Path(__file__).with_name("ping_payloads.txt")
+# Valid host names in the IP-target corpus: with names enabled they are legitimate targets.
+PLAIN_NAMES = {"localhost", "example.com"}
+TIMEOUT = 0.5
+
+
+def _resolver(server: DnsServer, *, timeout: float = TIMEOUT, cap: int = 8) -> NameServerResolver:
+    return NameServerResolver(
+        ip_address("127.0.0.1"), server.port, timeout=timeout, max_in_flight=cap
+    )
+
+
+def _request(
+    text: str,
+    server: DnsServer,
+    backend: RecordingBackend,
+    settings: Settings,
+    *,
+    family: Family | None = None,
+) -> PingResult:
+    """One ping request as the route and the CLI run it: plan, resolve once, ping."""
+
+    async def run() -> PingResult:
+        plan = PingPlan.from_settings(settings, count=2, family=family)
+        destination = await resolve_target(
+            text, policy=TargetPolicy(), resolver=_resolver(server), family=plan.family
+        )
+        return await plan.run(backend, destination)
+
+    return asyncio.run(run())
+
+
+def test_legitimate_name_is_resolved_once_and_its_address_pinged(
+    dns_server: DnsServer, settings: Settings
+) -> None:
+    """The control case: a name with a loopback address is pinged, the result names both."""
+    dns_server.add("good.test", "A", "127.0.0.1")
+    dns_server.add("good.test", "AAAA", "::1")
+    backend = RecordingBackend()
+    result = _request("Good.Test", dns_server, backend, settings)
+    assert [str(c.address) for c in backend.calls] == ["127.0.0.1"]  # IPv4 preferred
+    assert sorted(dns_server.asked("good.test")) == [("good.test", "A"), ("good.test", "AAAA")]
+    body = result.to_dict()
+    assert (body["target"], body["name"], body["received"]) == ("127.0.0.1", "good.test", 2)
+
+
+def test_family_6_pings_the_ipv6_address_and_asks_only_for_aaaa(
+    dns_server: DnsServer, settings: Settings
+) -> None:
+    """`family: 6` restricts the lookup itself, not only the choice."""
+    dns_server.add("good.test", "A", "127.0.0.1")
+    dns_server.add("good.test", "AAAA", "::1")
+    backend = RecordingBackend()
+    _request("good.test", dns_server, backend, settings, family=6)
+    assert [str(c.address) for c in backend.calls] == ["::1"]
+    assert dns_server.asked() == [("good.test", "AAAA")]
+
+
+def test_name_with_a_private_address_is_refused_and_nothing_is_sent(
+    dns_server: DnsServer, settings: Settings
+) -> None:
+    """TM-32: a name pointing inside (10/8) is refused naming the address; no echo at all."""
+    dns_server.add("internal.test", "A", "10.0.0.7")
+    backend = RecordingBackend()
+    with pytest.raises(NameDeniedError) as caught:
+        _request("internal.test", dns_server, backend, settings)
+    assert caught.value.name == "internal.test" and caught.value.category == "private"
+    assert "internal.test resolves to 10.0.0.7, which is private" in str(caught.value)
+    assert backend.calls == []
+
+
+@pytest.mark.parametrize(
+    ("records", "denied"),
+    [
+        ({"A": ["93.184.216.34", "10.1.2.3"]}, "10.1.2.3"),
+        ({"A": ["10.1.2.3", "93.184.216.34"]}, "10.1.2.3"),
+        ({"A": ["93.184.216.34"], "AAAA": ["fd00::1"]}, "fd00::1"),
+        ({"A": ["127.0.0.1"], "AAAA": ["::ffff:192.168.1.1"]}, "192.168.1.1"),
+    ],
+)
+def test_name_mixing_public_and_internal_addresses_is_refused_naming_the_internal_one(
+    records: dict[str, list[str]], denied: str, dns_server: DnsServer, settings: Settings
+) -> None:
+    """TM-32: one internal address in the answer refuses the whole name, whatever its order."""
+    for rdtype, values in records.items():
+        dns_server.add("mixed.test", rdtype, *values)
+    backend = RecordingBackend()
+    with pytest.raises(NameDeniedError) as caught:
+        _request("mixed.test", dns_server, backend, settings)
+    assert str(caught.value.address) == denied and denied in str(caught.value)
+    assert backend.calls == []
+
+
+def test_rebinding_name_is_resolved_once_and_the_checked_address_is_the_one_pinged(
+    dns_server: DnsServer, settings: Settings
+) -> None:
+    """TM-31: the answer flips to the metadata address after the check; it is never used."""
+    dns_server.add("rebind.test", "A", "93.184.216.34")
+    dns_server.then("rebind.test", "A", "169.254.169.254")
+    backend = RecordingBackend()
+
+    async def streamed() -> list[object]:
+        plan = PingPlan.from_settings(settings, count=3, family=4)
+        destination = await resolve_target(
+            "rebind.test", policy=TargetPolicy(), resolver=_resolver(dns_server), family=4
+        )
+        async with contextlib.aclosing(plan.stream(backend, destination)) as events:
+            return [item async for item in events]
+
+    items = asyncio.run(streamed())
+    assert [str(c.address) for c in backend.calls] == ["93.184.216.34"]
+    assert dns_server.asked("rebind.test") == [("rebind.test", "A")]  # exactly one lookup
+    final = items[-1]
+    assert isinstance(final, PingResult) and final.target == "93.184.216.34"
+    # The next request looks the name up afresh, sees the internal address and refuses it.
+    with pytest.raises(NameDeniedError, match=r"169\.254\.169\.254"):
+        _request("rebind.test", dns_server, backend, settings, family=4)
+    assert len(backend.calls) == 1 and len(dns_server.asked("rebind.test")) == 2
+
+
+def test_cname_chain_to_the_metadata_address_is_refused(
+    dns_server: DnsServer, settings: Settings
+) -> None:
+    """TM-32: a CNAME chain is judged by its final addresses: 169.254.169.254 is link-local."""
+    dns_server.alias("innocent.test", "hop.test")
+    dns_server.alias("hop.test", "metadata.test")
+    dns_server.add("metadata.test", "A", "169.254.169.254")
+    backend = RecordingBackend()
+    with pytest.raises(NameDeniedError) as caught:
+        _request("innocent.test", dns_server, backend, settings, family=4)
+    assert str(caught.value.address) == "169.254.169.254"
+    assert caught.value.category == "link-local" and caught.value.name == "innocent.test"
+    assert backend.calls == []
+    # Control: a chain to an allowed address is followed and pinged.
+    dns_server.alias("www.test", "good.test")
+    dns_server.add("good.test", "A", "127.0.0.1")
+    result = _request("www.test", dns_server, backend, settings, family=4)
+    assert (result.target, result.name) == ("127.0.0.1", "www.test")
+
+
+def test_silent_name_server_is_a_timeout_error_within_the_bound(
+    dns_server: DnsServer, settings: Settings
+) -> None:
+    """TM-33: a name server that never answers costs at most the lookup timeout."""
+    dns_server.silent.add("tarpit.test")
+    backend = RecordingBackend()
+    started = time.monotonic()
+    with pytest.raises(ResolverTimeoutError) as caught:
+        _request("tarpit.test", dns_server, backend, settings)
+    assert time.monotonic() - started < TIMEOUT + 1.5
+    assert caught.value.name == "tarpit.test" and dns_server.asked("tarpit.test")
+    assert backend.calls == []
+
+
+def test_unknown_name_is_name_not_found(dns_server: DnsServer, settings: Settings) -> None:
+    """An NXDOMAIN is a typed not-found error with a fixed message (404-style)."""
+    with pytest.raises(NameNotFoundError, match=r"^nosuch\.test does not exist$"):
+        _request("nosuch.test", dns_server, RecordingBackend(), settings)
+
+
+def test_failing_name_server_is_reported_without_its_text(
+    dns_server: DnsServer, settings: Settings
+) -> None:
+    """TM-33: SERVFAIL becomes a fixed message; the resolver's own text never reaches a client."""
+    dns_server.failing.add("broken.test")
+    with pytest.raises(ResolverFailedError) as caught:
+        _request("broken.test", dns_server, RecordingBackend(), settings)
+    assert str(caught.value) == "the name server failed to answer for broken.test"
+    assert "127.0.0.1" not in str(caught.value) and str(dns_server.port) not in str(caught.value)
+
+
+def test_lookup_flood_is_refused_at_the_cap_without_queueing(dns_server: DnsServer) -> None:
+    """TM-33: past `max_in_flight` lookups a name is refused at once; nothing waits in a queue."""
+    dns_server.silent.add("slow.test")
+    resolver = _resolver(dns_server, timeout=2.0, cap=2)
+    policy = TargetPolicy()
+
+    async def flood() -> tuple[float, int]:
+        waiting = [
+            asyncio.ensure_future(
+                resolve_target("slow.test", policy=policy, resolver=resolver, family=4)
+            )
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(ResolverBusyError):
+            await resolve_target("slow.test", policy=policy, resolver=resolver, family=4)
+        refused_after = time.monotonic() - started
+        queries = len(dns_server.asked("slow.test"))
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        assert resolver.in_flight == 0
+        return refused_after, queries
+
+    refused_after, queries = asyncio.run(flood())
+    assert refused_after < 0.5 and queries == 2  # the third was never sent
+
+
+def test_non_ascii_name_resolves_through_its_punycode_form(
+    dns_server: DnsServer, settings: Settings
+) -> None:
+    """IDNA: `Bücher.test` is asked as `xn--bcher-kva.test`, and the result names that form."""
+    dns_server.add("xn--bcher-kva.test", "A", "127.0.0.1")
+    backend = RecordingBackend()
+    result = _request("Bücher.test", dns_server, backend, settings, family=4)
+    assert dns_server.asked() == [("xn--bcher-kva.test", "A")]
+    assert (result.target, result.name) == ("127.0.0.1", "xn--bcher-kva.test")
+
+
+HOSTILE_NAMES = [
+    "-f",
+    "-c 100000 localhost",
+    "$(id)",
+    "`id`.test",
+    "a..b",
+    "a" * 300,
+    "0x7f.1",
+    "127.1",
+    "2130706433",
+    "0177.0.0.1",
+    "good.test; id",
+    "good test",
+    "good.test\n",
+    "good.test\r\nX: 1",
+    "good\x00.test",
+    "good.test.",
+    "g\u00adood.test",
+    "\uff0d\uff46",
+]
+
+
+def _corpus() -> list[str]:
+    lines = PAYLOAD_FILE.read_text(encoding="utf-8").splitlines()
+    payloads = [json.loads(line) for line in lines if line.strip() and not line.startswith("#")]
+    return [p for p in payloads if p not in PLAIN_NAMES]
+
+
+@pytest.mark.parametrize("text", HOSTILE_NAMES + _corpus(), ids=lambda v: ascii(v)[:30])
+def test_hostile_targets_are_refused_before_any_query(
+    text: str, dns_server: DnsServer, settings: Settings
+) -> None:
+    """TM-34: options, shell text, IP-like and malformed names never reach the DNS server."""
+    dns_server.add("good.test", "A", "127.0.0.1")
+    backend = RecordingBackend()
+    with pytest.raises(PingError) as caught:
+        _request(text, dns_server, backend, settings)
+    assert isinstance(caught.value, TargetSyntaxError | TargetDeniedError)
+    assert dns_server.queries == [] and backend.calls == []

@@ -1,0 +1,103 @@
+"""Tampering with the server's files while it runs: the audit directory, the tokens file.
+
+An audited action whose record cannot be written is refused from the very first one
+(TM-11, AU-5); a tokens file that stops parsing is reported once per change and never
+silently ignored (TM-01).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ping_fakes import datagram_icmp_allowed
+from pingcalc.auth import read_records, write_records
+from tests_support import AuditKeys, LiveServer, Tokens, audit_records, log_records
+
+CALC = {"expression": "6*7"}
+
+
+def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
+    server_factory: Callable[..., LiveServer], tmp_path: Path, audit_keys: AuditKeys
+) -> None:
+    """Replacing the audit directory with a file makes the very next calculation a 503, not
+    a 200 whose record reached stdout only; restoring it restores service (AU-5, TM-11)."""
+    audit_dir = tmp_path / "audit"
+    server = server_factory(env=audit_keys.env(audit_dir / "audit.jsonl"))
+    with server.client("calc") as client:
+        assert client.post("/api/v1/calculate", json=CALC).status_code == 200
+        moved = tmp_path / "audit.moved"
+        audit_dir.rename(moved)
+        audit_dir.write_text("not a directory any more")
+        try:
+            first = client.post("/api/v1/calculate", json={"expression": "1+1"})
+            assert first.status_code == 503, first.text
+            assert first.json()["type"].endswith("audit-unavailable")
+            assert client.get("/readyz").status_code == 503
+        finally:
+            audit_dir.unlink()
+            moved.rename(audit_dir)
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/api/v1/calculate", json=CALC).status_code == 200
+    # Nothing answered 200 without its record in the file.
+    filed = [json.loads(line) for line in (audit_dir / "audit.jsonl").read_text().splitlines()]
+    answered = [r for r in filed if r["event"] == "calculation"]
+    assert [r["expression"] for r in answered] == ["6*7", "6*7"]
+
+
+def test_the_first_ping_after_the_audit_directory_is_replaced_is_refused(
+    server_factory: Callable[..., LiveServer], tmp_path: Path, audit_keys: AuditKeys
+) -> None:
+    """The same for pings: no unrecorded ping is answered 200 (AU-5, TM-11)."""
+    audit_dir = tmp_path / "audit"
+    with datagram_icmp_allowed():
+        server = server_factory(
+            env=audit_keys.env(audit_dir / "audit.jsonl") | {"PINGCALC_PING_BACKEND": "datagram"}
+        )
+        ping = {"target": "127.0.0.1", "count": 1}
+        with server.client("pinger") as client:
+            assert client.post("/api/v1/ping", json=ping).status_code == 200
+            moved = tmp_path / "audit.moved"
+            audit_dir.rename(moved)
+            audit_dir.write_text("")
+            try:
+                assert client.post("/api/v1/ping", json=ping).status_code == 503
+            finally:
+                audit_dir.unlink()
+                moved.rename(audit_dir)
+            assert client.post("/api/v1/ping", json=ping).status_code == 200
+
+
+def test_a_tokens_file_that_stops_parsing_is_reported_once_and_the_last_view_kept(
+    server_factory: Callable[..., LiveServer], tokens: Tokens
+) -> None:
+    """A hand edit with a stray comma keeps the last good view (nobody locked out, nobody new
+    let in), and says so: one warning and one audit record per change, /readyz degraded
+    until the file is fixed, when the intended revocation takes effect (TM-01)."""
+    server = server_factory()
+    good = tokens.path.read_text()
+    kept = [record for record in read_records(tokens.path) if record.name != "calc"]
+    broken = good.replace('"tokens": [', '"tokens": [,', 1)
+    with server.client("calc") as client:
+        tokens.path.write_text(broken)
+        for _ in range(5):
+            assert client.post("/api/v1/calculate", json=CALC).status_code == 200
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "degraded" and "tokens_file" in ready["checks"]
+        time.sleep(0.01)
+        tokens.path.write_text(broken + " ")  # another broken version: reported again
+        assert client.post("/api/v1/calculate", json=CALC).status_code == 200
+        # Fixed, with the revocation the operator meant: it takes effect at once.
+        write_records(tokens.path, kept)
+        assert client.post("/api/v1/calculate", json=CALC).status_code == 401
+        assert client.get("/readyz").json()["status"] == "ready"
+    failures = [r for r in audit_records(server.log_text()) if r["event"] == "tokens_reload_failed"]
+    warnings = [
+        r
+        for r in log_records(server.log_text())
+        if r.get("event") == "tokens_reload_failed" and r.get("level") == "warning"
+    ]
+    assert len(failures) == 2 and len(warnings) == 2
+    assert all("malformed" in r["error"] for r in failures)
