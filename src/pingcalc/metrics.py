@@ -20,6 +20,9 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Reasons are written in our code, but a bound keeps a future mistake from exploding the series.
 MAX_REASONS = 64
+# Request label combinations remembered (unknown methods all map to "other", so the real
+# number is small; the bound keeps a mistake from growing it).
+MAX_CHILDREN = 1024
 _REASON = re.compile(r"[a-z0-9_]{1,64}")
 # Events that are refusals; their `reason` labels pingcalc_rejections_total.
 REJECTION_EVENTS = frozenset(
@@ -87,6 +90,8 @@ class Metrics:
             registry=self.registry,
         )
         self._reasons: set[str] = set()
+        # Bound label children by (route, method, status): labels() costs a lock and a lookup.
+        self._request_children: dict[tuple[str | None, str, int], tuple[Any, Any]] = {}
 
     def track_pings_in_flight(self, read: Callable[[], int]) -> None:
         """Read the in-flight count from the ping cap at scrape time (no bookkeeping per ping)."""
@@ -95,11 +100,21 @@ class Metrics:
     def observe_request(self, route: str | None, method: str, status: int, seconds: float) -> None:
         """One answered request, by its route template (None: no route matched)."""
         # The template (`/api/v1/ping`), never the raw path: unknown paths share one series.
-        label = route if route is not None else "unmatched"
-        self.requests.labels(
-            label, method if method in KNOWN_METHODS else "other", str(status)
-        ).inc()
-        self.request_duration.labels(label).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            label = route if route is not None else "unmatched"
+            children = (
+                self.requests.labels(
+                    label, method if method in KNOWN_METHODS else "other", str(status)
+                ),
+                self.request_duration.labels(label),
+            )
+            # Bounded by routes x methods x statuses: labels come from the server, not clients.
+            if len(self._request_children) < MAX_CHILDREN:
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_audit(self, record: dict[str, Any]) -> None:
         """Auditor's observer: count refusals where they are recorded, so the two agree."""

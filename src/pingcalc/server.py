@@ -29,8 +29,13 @@ from typing import Any
 
 import httptools
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
+from pingcalc.api.exchange import RAW_HEAD
 from pingcalc.api.forwarded import TrustedProxies
 from pingcalc.api.headers import SECURITY_HEADERS, new_request_id
 from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, problem_body
@@ -145,6 +150,61 @@ _PHRASES = {
 }
 
 
+class GuardedCycle(RequestResponseCycle):
+    """uvicorn's request cycle, plus one fast path for responses pingcalc renders itself.
+
+    uvicorn validates every header of every response with two regular expressions, then writes
+    the head and the body with two separate writes. pingcalc's own responses carry a dozen
+    headers it chose (the security headers are constants, the request id is hex, extra
+    headers are validated by the edge), so the edge hands over the head as bytes
+    (`"pingcalc.head"` on `http.response.start`) and the head and the body leave in one write.
+    Any other message takes uvicorn's own path.
+    """
+
+    _head: bytes | None = None
+
+    async def send(self, message: Any) -> None:
+        head = message.get("pingcalc.head")
+        if head is None and self._head is None:
+            await super().send(message)
+            return
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        if head is not None:
+            if self.response_started:
+                raise RuntimeError("a response head after the response started")
+            self.response_started = True
+            self.waiting_for_100_continue = False
+            self.chunked_encoding = False
+            self.expected_content_length = message["pingcalc.length"]
+            if message.get("pingcalc.close"):
+                self.keep_alive = False
+            parts = [STATUS_LINE[message["status"]]]
+            for name, value in self.default_headers:
+                parts += [name, b": ", value, b"\r\n"]
+            parts.append(head)
+            if not self.keep_alive:
+                parts.append(b"connection: close\r\n")
+            parts.append(b"\r\n")
+            self._head = b"".join(parts)
+            return
+        if message["type"] != "http.response.body" or message.get("more_body", False):
+            raise RuntimeError("a rendered head takes exactly one whole body")
+        body = b"" if self.scope["method"] == "HEAD" else message.get("body", b"")
+        if body and len(body) != self.expected_content_length:
+            raise RuntimeError("the body does not match its Content-Length")
+        head, self._head = self._head, None
+        self.transport.write(head + body if head is not None else body)
+        self.expected_content_length = 0
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
+
+
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the bounds described in the module docstring."""
 
@@ -230,6 +290,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = {RAW_HEAD: {}}
         self._began = True
         self._header_count = 0
 
@@ -242,6 +303,10 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and type(cycle) is RequestResponseCycle:
+            # Its task has not run yet: it will find GuardedCycle's `send`.
+            cycle.__class__ = GuardedCycle
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

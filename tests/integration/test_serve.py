@@ -113,7 +113,8 @@ def test_logs_are_json_access_events_without_tokens(
     assert "Bearer" not in text and "authorization" not in text.lower()
     events = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     access = [e for e in events if e.get("event") == "access"]
-    first = next(e for e in access if e["request_id"] == "r-1")
+    first = next(e for e in access if e.get("client_request_id") == "r-1")
+    assert first["request_id"] != "r-1" and len(first["request_id"]) == 32
     assert first["method"] == "POST" and first["path"] == "/api/v1/calculate"
     assert first["status"] == 200 and first["token"] == "full" and first["client_ip"] == "127.0.0.1"
     assert isinstance(first["duration_ms"], float) and first["ts"].endswith("Z")

@@ -157,6 +157,13 @@ def test_rejection_is_audited_with_truncated_escaped_expression(
         if line.startswith("{") and '"calculation' in line
     ]
     rejected = [r for r in records if r.get("event") == "calculation_rejected"]
-    assert rejected and rejected[0]["expression"] == "__import__('os')\\nxxx"
+    # Escaped first, then cut on a whole escape to the bound: no raw control character, and
+    # never longer than the bound however the text escapes.
+    assert rejected and rejected[0]["expression"] == "__import__('os')..."
+    hostile_escapes = _post(server, "\u202e" * 30)
+    assert hostile_escapes.status_code == 422
+    records = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
+    clipped = [r["expression"] for r in records if r.get("event") == "calculation_rejected"]
+    assert all(len(text) <= 20 and text.isascii() and text.isprintable() for text in clipped)
     assert rejected[0]["outcome"] == "rejected" and rejected[0]["token"] == "calc"
     assert any(r.get("event") == "calculation" and r.get("result") == 14 for r in records)

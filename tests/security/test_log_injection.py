@@ -45,8 +45,12 @@ def test_crlf_in_inputs_does_not_forge_log_lines(live_server: LiveServer, tokens
     created = [e for e in events if e.get("event") == "token_created"]
     assert created == []
     rejected = [e for e in events if e.get("event") == "ping_rejected"]
+    # Recorded escaped: the decoded value holds the escape text, never the raw character.
     assert len(rejected) == 3 and all(
-        "\n" in e["target"] or "\u2028" in e["target"] for e in rejected
+        ("\\n" in e["target"] or "\\u2028" in e["target"])
+        and "\n" not in e["target"]
+        and "\u2028" not in e["target"]
+        for e in rejected
     )
     assert any(e.get("event") == "access" and e.get("path") == "/metrics" for e in events)
 

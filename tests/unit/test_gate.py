@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pingcalc.audit import Auditor
+from pingcalc.audit import Auditor, ChainedFileSink, StdoutSink
 from pingcalc.auth import TokenRecord, TokenStore, create_token
 from pingcalc.gate import Client, Gate, Refusal, client_key
 from pingcalc.throttle import PenaltyBox, RateLimiter
+from tests_support import AuditKeys
 
 ALICE = Client.of("192.0.2.10")
 BOB = Client.of("198.51.100.20")
@@ -33,7 +34,7 @@ class World:
             tokens=TokenStore(path),
             limiter=RateLimiter(),
             box=self.box,
-            audit=audit or Auditor(stream=io.StringIO()),
+            audit=audit or Auditor([StdoutSink(io.StringIO())]),
             per_ip=rates.get("per_ip", "100/minute"),
             auth_failures=rates.get("auth_failures", "100/minute"),
             per_token=rates.get("per_token", "100/minute"),
@@ -101,7 +102,10 @@ def test_audited_scopes_wait_for_the_audit_trail_others_do_not(tmp_path: Path) -
     """Fail-closed audit refuses calculate (503) but not metrics, after the scope check."""
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    audit = Auditor(blocker / "audit.jsonl", stream=io.StringIO())
+    keys = AuditKeys.create(tmp_path / "keys")
+    audit = Auditor(
+        [ChainedFileSink(blocker / "audit.jsonl", keys.service), StdoutSink(io.StringIO())]
+    )
     audit.emit("probe", outcome="info")  # the failed write marks the sink unhealthy
     world = World(tmp_path, audit=audit)
     refused = world.admit(ALICE, world.calc, "calculate")

@@ -29,6 +29,7 @@ from pingcalc.api.openapi import (
 )
 from pingcalc.api.problems import Problem, invalid_body
 from pingcalc.api.routing import Route
+from pingcalc.audit import clip
 from pingcalc.calc import CalcError
 from pingcalc.services import Services
 
@@ -71,11 +72,6 @@ OPERATION = Operation(
 )
 
 
-def _for_audit(expression: str, limit: int) -> str:
-    """At most `limit` characters, with control and non-ASCII characters escaped."""
-    return expression[:limit].encode("unicode_escape").decode("ascii")
-
-
 def route(services: Services) -> Route:
     """The route, bound to `services`."""
     gate = services.gate
@@ -93,7 +89,7 @@ def route(services: Services) -> Route:
         except ValidationError as exc:
             raise invalid_body(exc) from None
         context: dict[str, Any] = ex.context()
-        context["expression"] = _for_audit(expression, audit_limit)
+        context["expression"] = clip(expression, audit_limit)
         started = time.perf_counter()
         try:
             # Bounded to a few milliseconds by the calc bounds: no need to leave the loop.

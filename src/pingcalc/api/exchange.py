@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from pingcalc.api.asgi import Receive, Scope, Send
-from pingcalc.api.headers import response_headers
+from pingcalc.api.headers import render_head, response_headers
 from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from pingcalc.gate import Client
 
 JSON = b"application/json"
+# The ASGI extension of pingcalc's guarded protocol (pingcalc.server.GuardedCycle).
+RAW_HEAD = "pingcalc.raw_head"
 
 
 class BodyTooLarge(Exception):
@@ -42,6 +44,7 @@ class Exchange:
         "method",
         "path",
         "presented",
+        "raw",
         "reason",
         "receive",
         "request_id",
@@ -85,6 +88,9 @@ class Exchange:
         self.reason: str | None = None
         # The route template for metrics (None: no route matched).
         self.route: str | None = None
+        # The server renders a head we hand it as bytes (GuardedProtocol): one write, and
+        # no regular expressions over our own constant headers.
+        self.raw = RAW_HEAD in scope.get("extensions", ())
 
     @property
     def client_ip(self) -> str | None:
@@ -130,13 +136,35 @@ class Exchange:
         headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         """Send a whole response: the security headers and request id are added here."""
+        self.status = status
+        if self.raw:
+            close = False
+            if headers and (b"connection", b"close") in headers:
+                headers = [h for h in headers if h != (b"connection", b"close")]
+                close = True
+            await self.send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": (),
+                    "pingcalc.head": render_head(
+                        None if status == 304 else content_type,
+                        len(body),
+                        headers or [],
+                        self.rid,
+                    ),
+                    "pingcalc.length": 0 if status == 304 else len(body),
+                    "pingcalc.close": close,
+                }
+            )
+            await self.send({"type": "http.response.body", "body": body})
+            return
         if status == 304:  # Not Modified: headers only, no representation metadata
             head: list[tuple[bytes, bytes]] = []
         else:
             head = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
         if headers:
             head.extend(headers)
-        self.status = status
         await self.send(
             {
                 "type": "http.response.start",

@@ -20,6 +20,10 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"permissions-policy", b"interest-cohort=()"),
 )
 _SECURITY_HEADER_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
+_SECURITY_BLOCK = b"".join(name + b": " + value + b"\r\n" for name, value in SECURITY_HEADERS)
+# What a header name or value may not contain (uvicorn's own checks, RFC 9110 5.1 and 5.5).
+_BAD_NAME = re.compile(b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
+_BAD_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
 
 # A client's X-Request-ID is recorded (as `client_request_id`) only when short and plain:
 # anything else could inject header or log text.
@@ -57,3 +61,28 @@ def response_headers(
         kept.extend(SECURITY_HEADERS)
     kept.append((b"x-request-id", request_id))
     return kept
+
+
+def render_head(
+    content_type: bytes | None, length: int, extra: list[tuple[bytes, bytes]], request_id: bytes
+) -> bytes:
+    """The same headers as `response_headers`, rendered as HTTP/1.1 header lines (for the
+    protocol's one-write fast path). Extra headers are validated; the rest are constants."""
+    head = b""
+    if content_type is not None:
+        head = b"content-type: " + content_type + b"\r\ncontent-length: %d\r\n" % length
+    if not extra:
+        return head + _SECURITY_BLOCK + b"x-request-id: " + request_id + b"\r\n"
+    present = set()
+    for name, value in extra:
+        if _BAD_NAME.search(name) or _BAD_VALUE.search(value):
+            raise ValueError("invalid response header")
+        if name == b"server" or name == b"x-request-id":
+            continue
+        present.add(name)
+        head += name + b": " + value + b"\r\n"
+    if present & _SECURITY_HEADER_NAMES:
+        head += b"".join(n + b": " + v + b"\r\n" for n, v in SECURITY_HEADERS if n not in present)
+    else:
+        head += _SECURITY_BLOCK
+    return head + b"x-request-id: " + request_id + b"\r\n"

@@ -27,6 +27,7 @@ from pingcalc.api.openapi import (
 )
 from pingcalc.api.problems import Problem, invalid_body
 from pingcalc.api.routing import Route
+from pingcalc.audit import clip
 from pingcalc.ping import (
     BackendUnavailableError,
     TargetDeniedError,
@@ -126,7 +127,7 @@ def route(services: Services) -> Route:
                 "ping_rejected",
                 outcome="rejected",
                 reason=reason,
-                target=body.target[:AUDIT_TARGET_CHARS],
+                target=clip(body.target, AUDIT_TARGET_CHARS),
                 **context,
                 **fields,
             ):

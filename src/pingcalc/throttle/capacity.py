@@ -30,6 +30,8 @@ return {_ACQUIRED}
 """
 # A holder older than this is presumed gone (its replica crashed) and its slot is freed.
 STALE_HOLDER_SECONDS = 60.0
+# The sorted set's own expiry (EXPIRE takes whole seconds).
+STALE_TTL = int(STALE_HOLDER_SECONDS)
 
 
 class ConcurrencyCap:
@@ -114,7 +116,7 @@ class SharedConcurrencyCap(ConcurrencyCap):
         try:
             code = await self._acquire(
                 keys=[redis_key],
-                args=[now, now - STALE_HOLDER_SECONDS, self.per_key, holder, STALE_HOLDER_SECONDS],
+                args=[now, now - STALE_HOLDER_SECONDS, self.per_key, holder, STALE_TTL],
             )
         except Exception as exc:  # Redis down: fall back, never fail open
             self._link.failed(exc)
