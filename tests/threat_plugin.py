@@ -140,7 +140,14 @@ class Reach:
         except ImportError:
             self.error = "coverage.py is not installed (pip install -e '.[dev]')"
             return
-        if coverage.Coverage.current() is not None:
+        current = coverage.Coverage.current()
+        if current is not None and current is getattr(coverage.process_startup, "coverage", None):
+            # This pytest is itself a process an outer measured run started (a test of the
+            # suite): the outer run's start-up measurement steps aside for this run's own.
+            with _quiet():
+                current.stop()
+            current = coverage.Coverage.current()
+        if current is not None:
             self.error = "coverage.py is already measuring this process"
             return
         if not _subprocess_hook_installed():

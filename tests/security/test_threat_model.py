@@ -232,14 +232,18 @@ def test_every_verified_by_node_id_is_collected(data: dict[str, object]) -> None
     assert missing == []
 
 
-def _child_env() -> dict[str, str]:
-    """This environment without CI, the plugin's switches, or this run's coverage hooks: a
-    nested pytest run measures (or not) on its own."""
-    drop = ("CI", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+def _child_env(*, keep_coverage: bool = False) -> dict[str, str]:
+    """This environment without CI and the plugin's switches and, unless kept, this run's
+    coverage hooks (a nested run that inherits them must still measure on its own)."""
+    drop = {"CI"}
+    if not keep_coverage:
+        drop |= {"COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG"}
     return {
         k: v
         for k, v in os.environ.items()
-        if k not in drop and not k.startswith(("PINGCALC_THREATS", "THREATS_COVERAGE"))
+        if k not in drop
+        and not k.startswith("PINGCALC_THREATS")
+        and (keep_coverage or not k.startswith("THREATS_COVERAGE"))
     }
 
 
@@ -463,7 +467,8 @@ def _run_reach(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env={
-            **_child_env(),
+            # Inherited: when this run measures, the nested run starts as a measured child.
+            **_child_env(keep_coverage=True),
             "PINGCALC_THREATS_FILE": str(tmp_path / "threats.yaml"),
             "CI": "true",
             **env,
