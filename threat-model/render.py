@@ -225,7 +225,8 @@ def missing_seed_references(data: dict[str, Any]) -> list[str]:
             kind, _, ident = ref.partition(":")
             for wanted in corrections.get((row, ident), [ident]):
                 if not _carries(carried, f"{kind}:{wanted}"):
-                    shown = f"{kind} {wanted}" + (f" (read as, for {ident})" if wanted != ident else "")
+                    fixed = f" (the seed's {ident}, corrected)" if wanted != ident else ""
+                    shown = f"{kind} {wanted}{fixed}"
                     problems.append(f"{row}: {shown} is in no threat citing the row ({names})")
     for correction in data.get("seed_corrections", []):
         refs = all_seed_references(data).get(correction["row"], [])
