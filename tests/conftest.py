@@ -18,7 +18,8 @@ from tests_support import AuditKeys, LiveServer, Tokens, start_server
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO = Path(__file__).resolve().parent.parent
 # threats.yaml bookkeeping: prints `threats verified: N/M`, fails unverified threats in CI.
-pytest_plugins = ["threat_plugin"]
+# preflight: lists missing prerequisites at the start; tests needing one skip (fail in CI).
+pytest_plugins = ["threat_plugin", "preflight"]
 
 
 @pytest.fixture

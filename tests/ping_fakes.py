@@ -127,3 +127,20 @@ def datagram_icmp_allowed() -> Iterator[None]:
         yield
     finally:
         PING_GROUP_RANGE.write_text(" ".join(old))
+
+
+@contextmanager
+def ping_group_range(value: str) -> Iterator[None]:
+    """Set `net.ipv4.ping_group_range` to `value` for the block; the old value comes back after.
+
+    Needs root; skips otherwise (in CI a skip fails).
+    """
+    try:
+        old = PING_GROUP_RANGE.read_text().strip()
+        PING_GROUP_RANGE.write_text(value)
+    except OSError as exc:
+        pytest.skip(f"cannot set {PING_GROUP_RANGE} (needs root): {exc}")
+    try:
+        yield
+    finally:
+        PING_GROUP_RANGE.write_text(old)

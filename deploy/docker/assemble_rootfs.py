@@ -43,8 +43,15 @@ DYNLOAD_DROP = re.compile(
 # glibc dlopen()s libgcc_s for thread cancellation and unwinding, so ldd does not list it;
 # pydantic-core's Rust panics and pthread_exit need it at run time.
 ALWAYS_LIBS = ("libgcc_s.so.1",)
-# Sources and headers for compiling against a package, never read at run time.
-BUILD_ONLY_SUFFIXES = {".pyx", ".pxd", ".pxi", ".c", ".h", ".cpp"}
+# Sources and headers for compiling against a package, never read at run time; type stubs.
+BUILD_ONLY_SUFFIXES = {".pyx", ".pxd", ".pxi", ".c", ".h", ".cpp", ".pyi"}
+# Packages of the dependencies nothing imports: pydantic's v1 compatibility layer (1.2 MB;
+# pingcalc and pydantic-settings use v2 only).
+DEPENDENCY_DROP = ("pydantic/v1",)
+# The one package that keeps its sources in the image, so its tracebacks show the failing
+# line; the dependencies go sourceless like the standard library (their tracebacks keep file
+# and line numbers, the published sources are one `pip download` away).
+APP_PACKAGE = "pingcalc"
 LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/lib64")
 
 
@@ -132,13 +139,12 @@ def strip_binaries(tree: Path) -> None:
             subprocess.run(["strip", "--strip-unneeded", str(path)], check=True)  # noqa: S603, S607
 
 
-def compile_bytecode(root: Path, tree: Path, *, sourceless: bool) -> bool:
+def compile_bytecode(root: Path, tree: Path, *, sourceless: bool, keep: Path | None = None) -> bool:
     """Precompile a tree for its final location; a read-only root cannot take bytecode later.
 
     unchecked-hash: a .pyc is used without a stat of its source, whatever mtimes the layer
-    gets. The standard library goes sourceless (a .pyc beside where the .py was, then the .py
-    removed): it is Debian's published source, and this halves its size. The app and its
-    dependencies keep their sources, so tracebacks show the failing line.
+    gets. Sourceless means a .pyc beside where the .py was, then the .py removed: about half
+    the size. `keep` names a subtree that keeps its sources (the app's own package).
     """
     ok = compileall.compile_dir(
         tree,
@@ -151,8 +157,26 @@ def compile_bytecode(root: Path, tree: Path, *, sourceless: bool) -> bool:
     )
     if sourceless:
         for source in tree.rglob("*.py"):
+            if keep is not None and keep in source.parents:
+                continue
             if source.with_suffix(".pyc").exists():
                 source.unlink()
+        # pip's own bytecode: unused once the sources are gone (and wrong for unchecked-hash).
+        for cache in list(tree.rglob("__pycache__")):
+            if keep is None or keep not in cache.parents:
+                shutil.rmtree(cache)
+        if keep is not None:  # its bytecode lives in __pycache__, next to its kept sources
+            for stray in keep.rglob("*.pyc"):
+                if stray.parent.name != "__pycache__":
+                    stray.unlink()
+            ok = ok and compileall.compile_dir(
+                keep,
+                quiet=1,
+                workers=0,
+                stripdir=str(root),
+                prependdir="/",
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
     return bool(ok)
 
 
@@ -195,9 +219,12 @@ def main() -> int:
     (root / "app").mkdir(mode=0o755, exist_ok=True)
 
     strip_binaries(dest_of(root, venv))
+    site = next(dest_of(root, venv).glob("lib/python3*/site-packages"))
+    for dropped in DEPENDENCY_DROP:
+        shutil.rmtree(site / dropped, ignore_errors=True)
     if not compile_bytecode(root, dest_of(root, stdlib), sourceless=True):
         return 1
-    if not compile_bytecode(root, dest_of(root, venv), sourceless=False):
+    if not compile_bytecode(root, dest_of(root, venv), sourceless=True, keep=site / APP_PACKAGE):
         return 1
     for path in root.rglob("*"):  # the service user owns nothing
         os.lchown(path, 0, 0)

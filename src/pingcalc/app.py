@@ -8,7 +8,7 @@ import signal
 from collections.abc import AsyncIterator, Iterable
 
 from pingcalc import __version__
-from pingcalc.api import calculate, health, ping, web
+from pingcalc.api import calculate, docs, health, ping, web
 from pingcalc.api import metrics as metrics_api
 from pingcalc.api.edge import Edge
 from pingcalc.api.exchange import Exchange
@@ -17,7 +17,8 @@ from pingcalc.api.observers import access_line, metrics_observer
 from pingcalc.api.openapi import build_document, render
 from pingcalc.api.routing import Route, Router
 from pingcalc.audit import run_checkpoints
-from pingcalc.logs import get_logger
+from pingcalc.calc import syntax_reference
+from pingcalc.ping.notice import announce
 from pingcalc.services import Services, build_services
 from pingcalc.settings import Settings, load_settings
 from pingcalc.throttle import redact_uri
@@ -59,7 +60,11 @@ def create_app(
     async def openapi(ex: Exchange) -> None:
         await ex.respond(200, document)
 
-    routes += [Route("GET", "/openapi.json", openapi), *web.ROUTES]
+    routes += [
+        Route("GET", "/openapi.json", openapi),
+        *web.routes(syntax_reference(services.evaluator.bounds)),
+        *docs.ROUTES,
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
@@ -69,11 +74,7 @@ def create_app(
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, lambda: services.tokens.refresh(force=True))
         services.audit.emit("server_start", outcome="success", **security_summary(settings))
-        get_logger("pingcalc.ping").info(
-            "ping_backend_selected",
-            backend=services.pinger.name,
-            reason=services.ping_backend_reason,
-        )
+        announce(services.pinger.status())  # a WARNING with the fix when no backend works
         checkpoints = asyncio.create_task(run_checkpoints(services.audit))
         try:
             yield

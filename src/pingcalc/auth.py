@@ -43,6 +43,8 @@ NAME_MAX = 64
 # multi-megabyte header is refused cheaply. Our tokens are 46 characters.
 MAX_PRESENTED_LENGTH = 256
 FILE_MODE = 0o600
+# Mode bits an existing tokens file keeps when rewritten: owner read/write, group read.
+KEPT_MODE_BITS = 0o640
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
@@ -178,8 +180,16 @@ def read_records(path: Path) -> list[TokenRecord]:
 
 
 def write_records(path: Path, records: list[TokenRecord]) -> None:
-    """Replace the tokens file atomically, mode 0600 from the first byte."""
+    """Replace the tokens file atomically, mode 0600 from the first byte.
+
+    An existing file keeps its owner, group and mode (never wider than 0640): root revoking a
+    token in a file owned by the service's uid must not leave it unreadable to the service.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        before: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        before = None
     payload = json.dumps(
         {"version": 1, "tokens": [r.to_json() for r in records]}, indent=2, sort_keys=True
     )
@@ -191,7 +201,11 @@ def write_records(path: Path, records: list[TokenRecord]) -> None:
             handle.write(payload + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        tmp.chmod(FILE_MODE)
+            if before is not None:
+                # Only root (or the owner, for a group it is in) may do this; else ours it is.
+                with contextlib.suppress(PermissionError):
+                    os.fchown(handle.fileno(), before.st_uid, before.st_gid)
+        tmp.chmod(FILE_MODE if before is None else before.st_mode & KEPT_MODE_BITS)
         tmp.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):

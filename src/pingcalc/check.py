@@ -250,23 +250,15 @@ def check_audit_key(settings: Settings) -> list[Finding]:
 
 def check_ping_backend(settings: Settings) -> Finding:
     from pingcalc.ping import select_backend
+    from pingcalc.ping.selection import operator_fix
 
+    ping_path = str(settings.ping_binary) if settings.ping_binary else None
     try:
-        backend, reason = select_backend(settings.ping_backend)
+        backend, reason = select_backend(settings.ping_backend, ping_path=ping_path)
     except Exception as exc:  # report any selection failure as a finding, not a traceback
-        return Finding(
-            "fail",
-            "ping-backend",
-            f"no usable ping backend: {exc}",
-            "allow datagram ICMP (sysctl net.ipv4.ping_group_range) or install iputils-ping",
-        )
+        return Finding("fail", "ping-backend", f"no usable ping backend: {exc}", operator_fix())
     if backend.name == "unavailable":
-        return Finding(
-            "fail",
-            "ping-backend",
-            f"no usable ping backend: {reason}",
-            "allow datagram ICMP (sysctl net.ipv4.ping_group_range) or install iputils-ping",
-        )
+        return Finding("fail", "ping-backend", f"no usable ping backend: {reason}", operator_fix())
     return Finding("info", "ping-backend", f"{backend.name}: {reason}")
 
 

@@ -1,17 +1,22 @@
 """The `pingcalc` command: serve, token, calc, ping, audit, check.
 
-Exit codes: 0 success, 1 a check or verification failed, 2 bad input or configuration.
+Exit codes (also in `pingcalc --help`): 0 success, 1 a check or verification failed or a ping
+got no reply, 2 bad input or configuration, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pingcalc import __version__
 from pingcalc.auth import TokenStore, TokenStoreError, create_token, read_records, revoke_token
+from pingcalc.envfile import ENV_FILE_VARIABLE
 from pingcalc.errors import PingcalcError
 from pingcalc.settings import SCOPES, Settings, SettingsError, load_settings
 
@@ -23,6 +28,12 @@ if TYPE_CHECKING:
     from pingcalc.ping import Destination, PingBackend, PingPlan, PingResult
 
 NO_TOKENS_HINT = "create one with: pingcalc token create NAME --scope ping --scope calculate"
+
+EXIT_CODES = """exit codes:
+  0    success
+  1    a check or an audit verification failed, or a ping got no reply
+  2    bad input or configuration (the message on stderr names it)
+  130  interrupted (Ctrl-C)"""
 
 
 def _err(message: str) -> None:
@@ -73,7 +84,13 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     record, secret = create_token(settings.tokens_file, args.name, args.scope or [])
     # The secret goes out first: whatever happens next, it must not be lost.
     print(secret.reveal(), flush=True)
-    _audit_cli(settings, "token_created", token=record.name, scopes=sorted(record.scopes))
+    _audit_cli(
+        settings,
+        "token_created",
+        show=args.show_audit,
+        token=record.name,
+        scopes=sorted(record.scopes),
+    )
     print(
         f"created token {record.name!r} with scopes {', '.join(sorted(record.scopes))} in "
         f"{settings.tokens_file}; it is shown only this once",
@@ -86,6 +103,10 @@ def cmd_token_list(args: argparse.Namespace) -> int:
     """List token names, scopes and creation times; never secrets or hashes."""
     settings = _settings(args)
     records = read_records(settings.tokens_file)
+    if args.json:
+        rows = [{"name": r.name, "scopes": sorted(r.scopes), "created": r.created} for r in records]
+        print(json.dumps(rows))
+        return EXIT_OK
     if not records:
         print(f"no tokens in {settings.tokens_file}; {NO_TOKENS_HINT}", file=sys.stderr)
         return EXIT_OK
@@ -99,18 +120,22 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     """Remove a token; a running server stops accepting it at its next request."""
     settings = _settings(args)
     record = revoke_token(settings.tokens_file, args.name)
-    _audit_cli(settings, "token_revoked", token=record.name)
+    _audit_cli(settings, "token_revoked", show=args.show_audit, token=record.name)
     print(f"revoked token {record.name!r}", file=sys.stderr)
     return EXIT_OK
 
 
-def _audit_cli(settings: Settings, event: str, **fields: Any) -> None:
-    import os
+def _audit_cli(settings: Settings, event: str, *, show: bool, **fields: Any) -> None:
+    import io
 
     from pingcalc.audit import build_auditor
 
-    # stderr, not stdout: `token create` prints the secret on stdout for scripts to capture.
-    auditor = build_auditor(settings, stream=sys.stderr)
+    # The record always reaches the audit file when one is configured. Its JSON copy goes to
+    # stderr (never stdout: `token create` prints the secret there) only when asked or when
+    # stderr is not a terminal (a script's or a service manager's log keeps it); a person at a
+    # terminal sees the one-line summary instead.
+    to_stderr = show or not sys.stderr.isatty()
+    auditor = build_auditor(settings, stream=sys.stderr if to_stderr else io.StringIO())
     auditor.emit(event, outcome="success", client_ip="cli", uid=os.getuid(), **fields)
     auditor.close()
     if not auditor.healthy:
@@ -173,9 +198,15 @@ def cmd_calc(args: argparse.Namespace) -> int:
     try:
         result = evaluate(args.expression, bounds)
     except CalcError as exc:
+        if args.json:
+            error = {"message": exc.message, "position": exc.position}
+            print(json.dumps({"expression": args.expression, "error": error}))
         _err(str(exc))
         return EXIT_USAGE
-    print(result)
+    if args.json:
+        print(json.dumps({"expression": args.expression, "result": result}))
+    else:
+        print(result)
     return EXIT_OK
 
 
@@ -192,6 +223,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
 
     from pingcalc.ping import (
         BackendUnavailableError,
+        FamilyUnavailableError,
         PingPlan,
         ResolverBusyError,
         ResolverFailedError,
@@ -201,6 +233,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
         select_backend,
         select_resolver,
     )
+    from pingcalc.ping.selection import operator_fix
 
     settings = _settings(args)
     # Refused plans, targets and unknown names raise PingcalcError: main() prints, exits 2.
@@ -215,7 +248,10 @@ def cmd_ping(args: argparse.Namespace) -> int:
         destination = asyncio.run(
             resolve_target(args.target, policy=policy, resolver=resolver, family=plan.family)
         )
-        backend, reason = select_backend(args.backend or settings.ping_backend)
+        backend, reason = select_backend(
+            args.backend or settings.ping_backend,
+            ping_path=str(settings.ping_binary) if settings.ping_binary else None,
+        )
         print(f"backend: {backend.name} ({reason})", file=sys.stderr, flush=True)
         output = "json-lines" if args.json_lines else "json" if args.json else "text"
         result = asyncio.run(_ping_live(plan, backend, destination, output))
@@ -226,6 +262,8 @@ def cmd_ping(args: argparse.Namespace) -> int:
         ResolverBusyError,
     ) as exc:
         _err(str(exc))
+        if isinstance(exc, BackendUnavailableError) and not isinstance(exc, FamilyUnavailableError):
+            _err(f"fix: {operator_fix()}")
         return EXIT_FAILED
     return EXIT_OK if result.received else EXIT_FAILED
 
@@ -279,10 +317,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pingcalc.check import run_checks
 
     findings = run_checks(_settings(args))
+    failed = sum(f.level == "fail" for f in findings)
+    warnings = sum(f.level == "warn" for f in findings)
+    if args.json:
+        rows = [
+            {"level": f.level, "check": f.check, "message": f.message, "fix": f.fix}
+            for f in findings
+        ]
+        print(json.dumps({"findings": rows, "failed": failed, "warnings": warnings}))
+        return EXIT_FAILED if failed else EXIT_OK
     for finding in findings:
         print(finding.render())
-    failed = sum(f.level == "fail" for f in findings)
-    print(f"{failed} failed, {sum(f.level == 'warn' for f in findings)} warnings")
+    print(f"{failed} failed, {warnings} warnings")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -293,9 +339,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pingcalc",
         description="Hardened ping and calculate service. Settings come from PINGCALC_* "
-        "variables, .env and /run/secrets; options here override them.",
+        "variables, an explicit env file (--env-file / PINGCALC_ENV_FILE; never ./.env) and "
+        "/run/secrets; options here override them.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"pingcalc {__version__}")
     parser.add_argument("--tokens-file", type=Path, help="tokens file (PINGCALC_TOKENS_FILE)")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        help=f"read settings from this file ({ENV_FILE_VARIABLE}); it must be owned by you "
+        "or root and not writable by group or others",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the HTTP server (127.0.0.1:8080 by default)")
@@ -314,12 +370,18 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--if-none", action="store_true", help="only if the tokens file has no token yet"
     )
-    create.set_defaults(handler=cmd_token_create)
-    token_sub.add_parser("list", help="list tokens (never secrets)").set_defaults(
-        handler=cmd_token_list
+    show_audit = (
+        "also print the audit record (JSON) on stderr; it is printed anyway when stderr is "
+        "not a terminal, and always written to PINGCALC_AUDIT_FILE when set"
     )
+    create.add_argument("--show-audit", action="store_true", help=show_audit)
+    create.set_defaults(handler=cmd_token_create)
+    listing = token_sub.add_parser("list", help="list tokens (never secrets)")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.set_defaults(handler=cmd_token_list)
     revoke = token_sub.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")
+    revoke.add_argument("--show-audit", action="store_true", help=show_audit)
     revoke.set_defaults(handler=cmd_token_revoke)
 
     calc = sub.add_parser(
@@ -328,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="An expression starting with '-' goes after '--': pingcalc calc -- '-2**2'",
     )
     calc.add_argument("expression", help="for example '2*(3+4)' (quote it for the shell)")
+    calc.add_argument(
+        "--json", action="store_true", help='print {"expression", "result"} (or "error")'
+    )
     calc.set_defaults(handler=cmd_calc)
 
     ping = sub.add_parser(
@@ -369,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     ping.set_defaults(handler=cmd_ping)
 
     check = sub.add_parser("check", help="self-audit of the configuration and environment")
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
     check.set_defaults(handler=cmd_check)
 
     audit = sub.add_parser("audit", help="work with the audit trail")
@@ -410,6 +476,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `pingcalc` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.env_file is not None:
+        # Through the environment, so `serve --workers N` processes read the same file.
+        os.environ[ENV_FILE_VARIABLE] = str(args.env_file)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

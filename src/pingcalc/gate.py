@@ -211,6 +211,22 @@ class Gate:
             )
         return record
 
+    async def spend(self, record: TokenRecord, count: int) -> tuple[int, int]:
+        """Count `count` more actions of an admitted token against its rate (a batch's
+        expressions after the first, which `admit` counted): `(granted, retry_after)`.
+
+        The first `granted` may proceed; at the first one over the budget the token goes
+        into the penalty box, as at admission, and `retry_after` says when to retry (0 when
+        all were granted). A batch therefore buys no more work than single requests would.
+        """
+        limiter, limit = self.limiter, self.per_token
+        for granted in range(count):
+            decision = await limiter.hit(limit, record.name)
+            if not decision.allowed:
+                self.box.add(token_key(record.sha256), decision.retry_after)
+                return granted, decision.retry_after
+        return count, 0
+
     async def _failed(self, client: Client, presented: str | None) -> Refusal:
         """A missing or invalid token: count the failure; past the limit, refuse for longer."""
         decision = await self.limiter.hit(self.auth_failures, client.key)

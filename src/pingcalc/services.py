@@ -10,7 +10,7 @@ from pingcalc.calc import Bounds, Evaluator
 from pingcalc.gate import Gate
 from pingcalc.logs import get_logger
 from pingcalc.metrics import Metrics
-from pingcalc.ping import PingBackend, TargetPolicy, select_backend
+from pingcalc.ping import PingBackend, ReselectingBackend, Resolver, TargetPolicy, select_resolver
 from pingcalc.settings import Settings
 from pingcalc.throttle import (
     ConcurrencyCap,
@@ -35,6 +35,7 @@ class Services:
     pinger: PingBackend
     ping_backend_reason: str  # why this backend: for the start-up log and `pingcalc check`
     ping_policy: TargetPolicy
+    resolver: Resolver  # host names of ping targets: one per process, so its lookup cap holds
     metrics: Metrics = field(default_factory=Metrics)
     penalty_box: PenaltyBox = field(default_factory=PenaltyBox)
     gate: Gate = field(init=False)
@@ -68,7 +69,11 @@ def build_services(settings: Settings) -> Services:
         else None
     )
     limiter = RateLimiter(link, enabled=settings.rate_limit_enabled)
-    pinger, ping_backend_reason = select_backend(settings.ping_backend)
+    pinger = ReselectingBackend(
+        settings.ping_backend,
+        ping_path=str(settings.ping_binary) if settings.ping_binary else None,
+        on_switch=lambda fields: audit.emit("ping_backend_changed", outcome="info", **fields),
+    )
     ping_cap: ConcurrencyCap = (
         SharedConcurrencyCap(
             settings.ping_max_in_flight, settings.ping_max_per_token, name="ping", link=link
@@ -91,8 +96,13 @@ def build_services(settings: Settings) -> Services:
         ping_cap=ping_cap,
         evaluator=build_evaluator(settings),
         pinger=pinger,
-        ping_backend_reason=ping_backend_reason,
+        ping_backend_reason=pinger.reason,
         ping_policy=TargetPolicy(settings.ping_allow, settings.ping_deny),
+        resolver=select_resolver(
+            settings.ping_resolver,
+            timeout=settings.ping_resolve_timeout_seconds,
+            max_in_flight=settings.ping_max_lookups,
+        ),
         metrics=metrics,
     )
 

@@ -1,11 +1,13 @@
 """One typed settings object, read once at start-up and passed down.
 
-Sources, highest precedence first: keyword arguments, environment (`PINGCALC_*`), `.env`,
-secret files (`/run/secrets/pingcalc_*`, the Docker and Kubernetes convention), defaults.
+Sources, highest precedence first: keyword arguments, environment (`PINGCALC_*`), the env file
+named by `PINGCALC_ENV_FILE` (never `.env` of the working directory: see envfile.py), secret
+files (`/run/secrets/pingcalc_*`, the Docker and Kubernetes convention), defaults.
 """
 
 from __future__ import annotations
 
+import os
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from pingcalc.calc.bounds import DEFAULT_BOUNDS, RANGES
+from pingcalc.envfile import ENV_FILE_VARIABLE, env_file_settings
 from pingcalc.errors import PingcalcError
 
 SECRETS_DIR = Path("/run/secrets")
@@ -45,8 +48,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="PINGCALC_",
-        env_file=".env",
-        env_file_encoding="utf-8",
+        # No implicit `.env`: a writable working directory must not configure the service.
+        env_file=None,
         extra="ignore",
         frozen=True,
     )
@@ -116,6 +119,9 @@ class Settings(BaseSettings):
 
     # --- ping --------------------------------------------------------------------------
     ping_backend: Literal["auto", "datagram", "subprocess"] = "auto"
+    # The ping binary to fall back to (absolute; default: searched in /usr/sbin:/usr/bin:/sbin:
+    # /bin, never PATH). Run only if owned by root or us and writable by no one else.
+    ping_binary: Path | None = None
     ping_max_count: int = Field(default=5, ge=1, le=5)
     ping_default_count: int = Field(default=3, ge=1, le=5)
     ping_timeout_seconds: float = Field(default=1.0, gt=0, le=2.0)
@@ -156,6 +162,13 @@ class Settings(BaseSettings):
             return [
                 ip_network(item, strict=True) if isinstance(item, str) else item for item in value
             ]
+        return value
+
+    @field_validator("ping_binary")
+    @classmethod
+    def _check_ping_binary(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path (the binary is never looked up in PATH)")
         return value
 
     @field_validator("audit_key_file")
@@ -229,6 +242,10 @@ def parse_networks(spec: str) -> tuple[list[IPv4Network | IPv6Network], bool]:
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, translating validation errors into one line per bad setting."""
     kwargs: dict[str, Any] = dict(overrides)
+    named = kwargs.pop("_env_file", os.environ.get(ENV_FILE_VARIABLE) or None)
+    if named is not None:  # checked and read by envfile.py; EnvFileError names the problem
+        for name, value in env_file_settings(Path(named), Settings.model_fields).items():
+            kwargs.setdefault(name, value)
     if SECRETS_DIR.is_dir():
         kwargs.setdefault("_secrets_dir", SECRETS_DIR)
     try:

@@ -208,7 +208,7 @@ def test_ping_is_audited_with_target_and_result_summary(audited: Audited, tokens
 
 @pytest.mark.parametrize(
     ("target", "status", "reason"),
-    [("not-an-address", 422, "invalid_target"), ("169.254.169.254", 403, "target_denied")],
+    [("not an address", 422, "invalid_target"), ("169.254.169.254", 403, "target_denied")],
 )
 def test_ping_rejection_is_audited_with_its_reason(
     audited: Audited, tokens: Tokens, target: str, status: int, reason: str

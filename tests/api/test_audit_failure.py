@@ -197,6 +197,7 @@ def namespaced(
         server.stop()
 
 
+@pytest.mark.ping
 def test_read_only_filesystem_fails_closed_then_recovers(
     namespaced: Callable[[str], LiveServer], tmp_path: Path, audit_keys: AuditKeys
 ) -> None:
@@ -225,6 +226,7 @@ def test_read_only_filesystem_fails_closed_then_recovers(
     assert verify([path], audit_keys.verify).ok
 
 
+@pytest.mark.ping
 def test_full_disk_fails_closed_then_recovers(
     namespaced: Callable[[str], LiveServer], tmp_path: Path, audit_keys: AuditKeys
 ) -> None:

@@ -119,15 +119,197 @@ def test_malformed_bodies_are_422_validation_problems(client: TestClient, tokens
         assert problem["type"] == "urn:pingcalc:problem:validation" and problem["detail"]
 
 
+def _schema(document: dict[str, Any], ref: dict[str, str]) -> dict[str, Any]:
+    schema: dict[str, Any] = document["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
 def test_openapi_documents_the_request_and_response(client: TestClient) -> None:
-    """The schema shows the JSON body and the result model (clients and fuzzers use it)."""
+    """The schema shows both body forms and both answers (clients and fuzzers use it)."""
     document = client.get("/openapi.json").json()
     operation = document["paths"][URL]["post"]
-    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    assert schema["required"] == ["expression"]
-    assert schema["additionalProperties"] is False
-    assert {"200", "401", "403", "415", "422"} <= set(operation["responses"])
+    body = _schema(document, operation["requestBody"]["content"]["application/json"]["schema"])
+    single, batch = (_schema(document, ref) for ref in body["anyOf"])
+    assert single["required"] == ["expression"] and batch["required"] == ["expressions"]
+    assert single["additionalProperties"] is False and batch["additionalProperties"] is False
+    assert batch["properties"]["expressions"]["maxItems"] == 32
+    for form in (single, batch):
+        precision = form["properties"]["precision"]["anyOf"][0]
+        assert (precision["minimum"], precision["maximum"]) == (1, 17)
+    answer = _schema(
+        document, operation["responses"]["200"]["content"]["application/json"]["schema"]
+    )
+    assert {_schema(document, ref)["title"] for ref in answer["anyOf"]} == {
+        "CalculateResponse",
+        "CalculateBatchResponse",
+    }
+    assert {"200", "401", "403", "415", "422", "429", "503"} <= set(operation["responses"])
+    assert "/static/calc-reference.json" in operation["description"]
+
+
+# --- batches ----------------------------------------------------------------------------
+
+
+def test_batch_answers_each_expression_in_order_with_results_and_problems(
+    client: TestClient, tokens: Tokens
+) -> None:
+    """A batch mixes results and per-expression problems, in the order sent, as a 200."""
+    expressions = ["1+1", "(1).__class__", "2**10", "1/0", "7/2"]
+    response = client.post(URL, json={"expressions": expressions}, headers=tokens.header("calc"))
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [item["expression"] for item in results] == expressions
+    assert [item.get("result") for item in results] == [2, None, 1024, None, 3.5]
+    syntax, math = results[1]["error"], results[3]["error"]
+    assert syntax["type"] == "urn:pingcalc:problem:calculation-rejected"
+    assert (syntax["status"], syntax["position"]) == (422, 5)
+    assert syntax["detail"] == "unsupported syntax `__class__` at column 5"
+    assert (math["detail"], math["position"]) == ("division by zero at column 2", 2)
+    assert "retry-after" not in response.headers
+
+
+def test_batch_of_33_expressions_or_too_many_characters_is_refused(
+    client: TestClient, tokens: Tokens
+) -> None:
+    """At most 32 expressions and 8,000 characters per batch (T1499); 32 short ones pass."""
+    headers = tokens.header("calc")
+    assert client.post(URL, json={"expressions": ["1"] * 32}, headers=headers).status_code == 200
+    too_many = client.post(URL, json={"expressions": ["1"] * 33}, headers=headers)
+    assert too_many.status_code == 422
+    assert too_many.json()["errors"][0]["field"] == "expressions"
+    assert "at most 32" in too_many.json()["detail"]
+    long = ["1" + "+1" * 499] * 9  # 9 x 999 characters, each under the 1,000 bound
+    too_long = client.post(URL, json={"expressions": long}, headers=headers)
+    assert too_long.status_code == 422
+    assert "at most 8000 characters in all" in too_long.json()["detail"]
+    assert client.post(URL, json={"expressions": long[:8]}, headers=headers).status_code == 200
+
+
+def test_a_body_needs_exactly_one_of_expression_and_expressions(
+    client: TestClient, tokens: Tokens
+) -> None:
+    """Both forms at once, an empty or non-string batch, and neither form are 422 problems."""
+    headers = tokens.header("calc")
+    both = client.post(URL, json={"expression": "1", "expressions": ["2"]}, headers=headers)
+    assert both.status_code == 422
+    assert both.json()["detail"] == "give either `expression` or `expressions`, not both"
+    for body in ({}, {"expressions": []}, {"expressions": [1]}, {"expressions": "1+1"}):
+        response = client.post(URL, json=body, headers=headers)
+        assert response.status_code == 422, body
+        assert response.json()["type"] == "urn:pingcalc:problem:validation"
+    extra = client.post(URL, json={"expressions": ["1"], "globals": {}}, headers=headers)
+    assert extra.status_code == 422 and "globals" in extra.json()["detail"]
+
+
+def test_each_expression_of_a_batch_counts_against_the_token_rate(
+    make_settings: Callable[..., Settings], tokens: Tokens
+) -> None:
+    """TM-09: with 5/minute, a batch of 8 evaluates 5 and answers the rest as 429 items."""
+    settings = make_settings(rate_limit_per_token="5/minute", penalty_delay_seconds=0)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        batch = client.post(
+            URL, json={"expressions": [f"{n}*2" for n in range(8)]}, headers=tokens.header("calc")
+        )
+        assert batch.status_code == 200
+        results = batch.json()["results"]
+        assert [item.get("result") for item in results[:5]] == [0, 2, 4, 6, 8]
+        refused = [item["error"] for item in results[5:]]
+        assert [e["status"] for e in refused] == [429, 429, 429]
+        assert all(e["type"] == "urn:pingcalc:problem:rate-limited" for e in refused)
+        assert batch.headers["retry-after"] == str(refused[0]["retry_after"]) == "12"
+        # The budget is spent: the token's next request is refused before any work.
+        after = client.post(URL, json={"expression": "1+1"}, headers=tokens.header("calc"))
+        assert after.status_code == 429
+        # Another token is not affected.
+        other = client.post(URL, json={"expression": "1+1"}, headers=tokens.header("full"))
+        assert other.status_code == 200
+
+
+def test_each_expression_of_a_batch_is_audited(
+    make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
+) -> None:
+    """One record per expression, in order, with its index and the request's id (repudiation)."""
+    audit_file = tmp_path / "audit.jsonl"
+    settings = make_settings(
+        audit_file=audit_file, audit_key_file=audit_keys.service, rate_limit_per_token="3/minute"
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        response = client.post(
+            URL,
+            json={"expressions": ["6*7", "1/0", "2/3", "1+1"], "precision": 2},
+            headers=tokens.header("calc"),
+        )
+    assert response.status_code == 200
+    records = [json.loads(line) for line in audit_file.read_text().splitlines()]
+    batch = [r for r in records if r.get("request_id") == response.headers["x-request-id"]]
+    assert [(r["event"], r["index"], r["expression"]) for r in batch] == [
+        ("calculation", 0, "6*7"),
+        ("calculation_rejected", 1, "1/0"),
+        ("calculation", 2, "2/3"),
+        ("calculation_rejected", 3, "1+1"),
+    ]
+    assert (batch[0]["result"], batch[2]["result"], batch[2]["precision"]) == (42, 0.67, 2)
+    assert (batch[1]["reason"], batch[3]["reason"]) == ("CalcMathError", "token_rate_limit")
+    assert all(r["token"] == "calc" for r in batch)
+
+
+def test_batch_is_refused_whole_when_its_records_cannot_be_written(
+    make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
+) -> None:
+    """Fail-closed: a batch whose audit records fail gets 503, never unrecorded results."""
+    audit_file = tmp_path / "audit.jsonl"
+    settings = make_settings(audit_file=audit_file, audit_key_file=audit_keys.service)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        assert (
+            client.post(URL, json={"expressions": ["1"]}, headers=tokens.header("calc")).status_code
+            == 200
+        )
+        audit_file.unlink()
+        audit_file.mkdir()  # every later write fails (EISDIR) until the operator fixes it
+        response = client.post(URL, json={"expressions": ["1", "2"]}, headers=tokens.header("calc"))
+    assert response.status_code == 503
+    assert response.json()["type"] == "urn:pingcalc:problem:audit-unavailable"
+    assert "results" not in response.text
+
+
+# --- precision --------------------------------------------------------------------------
+
+
+def test_precision_rounds_floats_for_display_and_never_integers(
+    client: TestClient, tokens: Tokens
+) -> None:
+    """`precision` gives a float of that many significant digits; ints stay exact."""
+    headers = tokens.header("calc")
+
+    def result(expression: str, precision: int) -> Any:
+        body = {"expression": expression, "precision": precision}
+        response = client.post(URL, json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        return json.loads(response.text)["result"]
+
+    assert result("2/3", 3) == 0.667 and isinstance(result("2/3", 3), float)
+    assert result("2/3", 1) == 0.7
+    assert result("2/3", 17) == 2 / 3
+    assert result("123456789 * 1000", 1) == 123456789000  # an int is never rounded
+    assert result("2**100", 3) == 2**100
+    assert result("1e300 * 1.5", 2) == 1.5e300
+    batch = client.post(
+        URL, json={"expressions": ["1/3", "10//3"], "precision": 2}, headers=headers
+    )
+    assert [item["result"] for item in batch.json()["results"]] == [0.33, 3]
+
+
+def test_precision_outside_1_to_17_is_refused(client: TestClient, tokens: Tokens) -> None:
+    """0, 18, a string, a float or a boolean precision is a 422 naming the field."""
+    headers = tokens.header("calc")
+    for precision in (0, 18, -1, "3", 3.0, True):
+        for body in (
+            {"expression": "1/3", "precision": precision},
+            {"expressions": ["1/3"], "precision": precision},
+        ):
+            response = client.post(URL, json=body, headers=headers)
+            assert response.status_code == 422, body
+            assert response.json()["errors"][0]["field"] == "precision", body
 
 
 def test_calculations_are_audited(

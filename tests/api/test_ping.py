@@ -83,7 +83,7 @@ def test_ping_count_above_configured_maximum_is_422(
         response = api.post(
             URL, json={"target": "127.0.0.1", "count": 3}, headers=tokens.header("full")
         )
-        assert response.status_code == 422 and "at most 2" in response.json()["detail"]
+        assert response.status_code == 422 and "between 1 and 2" in response.json()["detail"]
         ok = api.post(URL, json={"target": "127.0.0.1", "count": 2}, headers=tokens.header("full"))
         assert ok.status_code == 200
     assert len(fake.backend.calls) == 1  # type: ignore[attr-defined]
@@ -174,14 +174,18 @@ def test_ping_needs_token_with_ping_scope(api: TestClient, fake: FakeApp, tokens
 def test_unavailable_backend_is_503_without_internal_detail(
     settings: Settings, tokens: Tokens
 ) -> None:
-    """When no backend works, clients get 503; the cause goes only to the audit log."""
-    fake = app_with_backend(settings, UnavailableBackend("net.ipv4.ping_group_range is closed"))
+    """No backend works: 503 with the operator's fix; the cause goes only to the audit log."""
+    cause = "/opt/internal/ping: exit 2 (uid 4242)"
+    fake = app_with_backend(settings, UnavailableBackend(cause))
     with TestClient(fake.app, raise_server_exceptions=False) as api:
         response = api.post(URL, json={"target": "127.0.0.1"}, headers=tokens.header("pinger"))
     assert response.status_code == 503
-    assert "ping_group_range" not in response.text
+    assert cause not in response.text and "/opt/internal" not in response.text
+    detail = response.json()["detail"]
+    assert 'sysctl -w net.ipv4.ping_group_range="0 2147483647"' in detail
+    assert "iputils-ping" in detail
     [event] = fake.audit_events("ping_failed")
-    assert "ping_group_range" in event["error"]
+    assert cause in event["error"]
 
 
 def test_concurrency_caps_answer_at_once_and_health_stays_fast(

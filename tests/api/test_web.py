@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import json
 import re
+from collections.abc import Callable
 from html.parser import HTMLParser
 from importlib.resources import files
 from urllib.parse import urlsplit
@@ -11,6 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
+from pingcalc.app import create_app
+from pingcalc.calc import Bounds, syntax_reference
+from pingcalc.settings import Settings
 from tests_support import LiveServer
 
 # Written out, not imported from the module: the test pins the policy the issue asks for.
@@ -141,8 +146,8 @@ def test_every_input_has_a_label_and_results_are_announced(client: TestClient) -
     """Screen-reader users can name every field and hear every result (WCAG 1.3.1, 4.1.3)."""
     page = parse_page(client.get("/").text)
     labelled = {attrs["for"] for tag, attrs in page.tags if tag == "label" and "for" in attrs}
-    inputs = [attrs for tag, attrs in page.tags if tag == "input"]
-    assert {attrs["id"] for attrs in inputs} == {"token", "expression", "target", "count"}
+    inputs = [attrs for tag, attrs in page.tags if tag in ("input", "select")]
+    assert {attrs["id"] for attrs in inputs} == {"token", "expression", "target", "family", "count"}
     assert all(attrs["id"] in labelled for attrs in inputs)
     regions = [attrs for _, attrs in page.tags if attrs.get("id", "").endswith("-result")]
     assert len(regions) == 2
@@ -174,6 +179,24 @@ def test_script_writes_no_markup_and_keeps_the_token_out_of_urls_and_cookies() -
     assert 'credentials: "omit"' in code
     assert 'cache: "no-store"' in code
     assert "textContent" in code
+
+
+def test_calc_reference_is_this_servers_syntax_under_the_page_policy(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The help panel's data is `syntax_reference` under the configured bounds, same-origin."""
+    settings = make_settings(calc_max_length=500)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/static/calc-reference.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-security-policy"] == PAGE_CSP
+    assert response.json() == json.loads(json.dumps(syntax_reference(Bounds(max_length=500))))
+    assert response.json()["bounds"][0] == {
+        "name": "max_length",
+        "value": 500,
+        "meaning": "characters per expression",
+    }
 
 
 def test_page_is_not_in_the_api_schema(client: TestClient) -> None:

@@ -1,6 +1,6 @@
 """Real Chromium (Debian's package) driven by Playwright, with every page watched for trouble.
 
-Playwright's own browser download does not work here, so the browser is `/usr/bin/chromium`
+Playwright's own browser download does not work here, so the browser is Debian's `chromium`
 (`.ci/run` installs it). pytest-playwright is not used: its session fixture deletes the whole
 `test-results/` directory at the start of every pytest run, other suites' artefacts included.
 """
@@ -17,8 +17,8 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, sync_playwright
 
 from browser_support import CSP_RECORDER, ConsoleError, WatchedPage
+from preflight import chromium_path, require
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -38,11 +38,10 @@ def chromium() -> Iterator[Browser]:
     Not session-scoped: Playwright's sync API keeps an event loop running in the main thread
     while it is open, and every later test calling `asyncio.run()` would then fail.
     """
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    require("chromium")  # skips here, fails in CI (.ci/run installs it)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
         )
         try:
             yield browser

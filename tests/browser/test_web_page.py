@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Page, Request, expect
 
 from browser_support import WatchedPage
+from dns_server import DnsServer
+from pingcalc.calc import Bounds, syntax_reference
 from tests_support import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -32,7 +35,7 @@ def calculate(page: Page, expression: str) -> None:
 
 
 def ping(page: Page, target: str, count: int) -> None:
-    page.get_by_label("Target address").fill(target)
+    page.get_by_label("Target address or host name").fill(target)
     page.get_by_label("Echo requests").fill(str(count))
     page.get_by_role("button", name="Ping").click()
 
@@ -60,6 +63,7 @@ def test_calculation_shows_expression_and_result(
     watched_page.assert_clean()
 
 
+@pytest.mark.ping
 def test_ping_to_loopback_lists_replies_and_loss(
     watched_page: WatchedPage, live_server: LiveServer
 ) -> None:
@@ -83,6 +87,7 @@ def test_ping_to_loopback_lists_replies_and_loss(
     watched_page.assert_clean()
 
 
+@pytest.mark.ping
 def test_wrong_token_and_missing_scope_show_the_problem_detail(
     watched_page: WatchedPage, live_server: LiveServer
 ) -> None:
@@ -211,6 +216,7 @@ def test_keyboard_alone_can_calculate_with_a_visible_focus(
     watched_page.assert_clean()
 
 
+@pytest.mark.ping
 def test_token_stays_in_session_storage_and_the_authorization_header(
     watched_page: WatchedPage, live_server: LiveServer
 ) -> None:
@@ -237,5 +243,136 @@ def test_token_stays_in_session_storage_and_the_authorization_header(
     expect(page.get_by_label("Bearer token")).to_have_value(secret)
     page.get_by_role("button", name="Forget").click()
     expect(page.get_by_label("Bearer token")).to_have_value("")
-    assert page.evaluate("sessionStorage.length") == 0
+    assert page.evaluate("sessionStorage.getItem('pingcalc.token')") is None
+    # What stays is the result history, which never held the token.
+    assert page.evaluate("Object.keys(sessionStorage)") == ["pingcalc.history"]
+    assert secret not in page.evaluate("sessionStorage.getItem('pingcalc.history')")
+    watched_page.assert_clean()
+
+
+# --- live replies, host names, history, syntax help -----------------------------------------
+
+
+def test_ping_replies_appear_one_by_one_as_they_arrive(
+    watched_page: WatchedPage, server_factory: Callable[..., LiveServer]
+) -> None:
+    """The page streams the ping (NDJSON): each reply line shows while later echoes are due."""
+    server = server_factory(env={"PINGCALC_PING_INTERVAL_SECONDS": "0.5"})
+    page = open_page(watched_page, server, server.tokens.secrets["pinger"])
+    requests: list[Request] = []
+    page.on("request", lambda request: requests.append(request))
+    # Note the moment each reply line first shows in the result region.
+    page.evaluate(
+        """() => {
+            window.__seen = {};
+            const region = document.getElementById("ping-result");
+            new MutationObserver(() => {
+                for (const seq of [1, 2, 3]) {
+                    const key = `seq=${seq} rtt=`;
+                    if (!(key in window.__seen) && region.textContent.includes(key)) {
+                        window.__seen[key] = performance.now();
+                    }
+                }
+            }).observe(region, { childList: true, subtree: true, characterData: true });
+        }"""
+    )
+    ping(page, "127.0.0.1", 3)
+    result = page.locator("#ping-result")
+    expect(result).to_contain_text("seq=1 rtt=", timeout=10_000)
+    # The first reply is on screen while the ping is still running.
+    assert "seq=3" not in result.inner_text()
+    expect(result).to_have_class(re.compile(r"\bpending\b"))
+    watched_page.screenshot("first-reply")
+    expect(result).to_have_class(re.compile(r"\bok\b"), timeout=20_000)
+    seen = page.evaluate("window.__seen")
+    times = [seen[f"seq={seq} rtt="] for seq in (1, 2, 3)]
+    assert times[1] - times[0] > 350 and times[2] - times[1] > 350, times  # ms, 0.5 s apart
+    lines = result.inner_text().splitlines()
+    assert lines[0] == "PING 127.0.0.1 (IPv4)" and len(lines) == 6
+    [call] = [r for r in requests if r.url.endswith("/api/v1/ping")]
+    assert call.headers["accept"].startswith("application/x-ndjson")
+    watched_page.screenshot("result")
+    watched_page.assert_clean()
+
+
+def test_ping_accepts_a_host_name_and_a_family(
+    watched_page: WatchedPage,
+    server_factory: Callable[..., LiveServer],
+    dns_server: DnsServer,
+) -> None:
+    """A name is resolved by the server (here: the tests' DNS server) and shown with its address."""
+    dns_server.add("box.test", "A", "127.0.0.1")
+    dns_server.add("box.test", "AAAA", "::1")
+    server = server_factory(env={"PINGCALC_PING_RESOLVER": dns_server.url})
+    page = open_page(watched_page, server, server.tokens.secrets["pinger"])
+    page.get_by_label("Address family").select_option("4")
+    ping(page, "box.test", 1)
+    result = page.locator("#ping-result")
+    expect(result).to_have_class(re.compile(r"\bok\b"), timeout=20_000)
+    assert result.inner_text().splitlines()[0] == "PING box.test (127.0.0.1, IPv4)"
+    assert dns_server.asked("box.test") == [("box.test", "A")]  # the family reached the server
+    ping(page, "inside.test", 1)  # unknown to the DNS server
+    expect(result).to_have_class(re.compile(r"\berror\b"))
+    expect(result).to_have_text(re.compile(r"^Error 404 Name not found: inside\.test "))
+    watched_page.assert_clean(expected_failures=(404,))
+
+
+def history(page: Page) -> list[str]:
+    return [text.split(" ", 1)[1] for text in page.locator("#history li").all_inner_texts()]
+
+
+def test_history_keeps_one_entry_per_result_and_never_the_token(
+    watched_page: WatchedPage, live_server: LiveServer
+) -> None:
+    """Each result adds an entry (newest first) that survives a reload; the token, even typed
+    into a field, is never kept in it (T1528)."""
+    secret = live_server.tokens.secrets["full"]
+    page = open_page(watched_page, live_server, secret)
+    calculate(page, "6 * 7")
+    expect(page.locator("#calc-result")).to_have_text("6 * 7 = 42")
+    calculate(page, secret)  # pasted into the wrong field: the error echoes it back
+    expect(page.locator("#calc-result")).to_have_class(re.compile(r"\berror\b"))
+    ping(page, "127.0.0.1", 1)
+    expect(page.locator("#ping-result")).to_have_class(re.compile(r"\bok\b"), timeout=20_000)
+    entries = history(page)
+    assert len(entries) == 3
+    assert entries[0].startswith("ping: 127.0.0.1: 1 sent, 1 received, 0% loss")
+    assert entries[1].startswith("calculate: [token]: Error 422 ")
+    assert entries[2] == "calculate: 6 * 7 = 42"
+    stored = page.evaluate("JSON.parse(sessionStorage.getItem('pingcalc.history'))")
+    assert [entry["kind"] for entry in stored] == ["ping", "calculate", "calculate"]
+    assert [entry["ok"] for entry in stored] == [True, False, True]
+    everything = page.evaluate(
+        "Object.keys(sessionStorage).filter(k => k !== 'pingcalc.token')"
+        ".map(k => sessionStorage.getItem(k)).join(' ')"
+    )
+    assert secret not in everything and secret not in page.locator("#history").inner_text()
+    watched_page.screenshot("history")
+
+    page.reload()
+    assert len(history(page)) == 3  # per session: kept across a reload of the tab
+    page.get_by_role("button", name="Clear history").click()
+    assert history(page) == []
+    assert page.evaluate("sessionStorage.getItem('pingcalc.history')") is None
+    watched_page.assert_clean(expected_failures=(422,))
+
+
+def test_help_panel_shows_this_servers_syntax_reference(
+    watched_page: WatchedPage, server_factory: Callable[..., LiveServer]
+) -> None:
+    """The help lists every function with its example and the server's own bounds, as text."""
+    server = server_factory(env={"PINGCALC_CALC_MAX_LENGTH": "500"})
+    reference = syntax_reference(Bounds(max_length=500))
+    page = open_page(watched_page, server, None)
+    help_panel = page.locator("#calc-help")
+    expect(help_panel.locator("table")).to_have_count(4)  # loaded (still collapsed)
+    page.get_by_text("Syntax help").click()
+    rows = help_panel.locator("table").nth(1).locator("tbody tr")
+    expect(rows).to_have_count(len(reference["functions"]))
+    first = reference["functions"][0]
+    cells = rows.first.locator("td").all_inner_texts()
+    assert cells[0] == first["name"] and cells[-1] == f"{first['example']} = {first['result']!r}"
+    bounds = help_panel.locator("table").nth(3).locator("tbody tr").first.locator("td")
+    assert bounds.all_inner_texts()[:2] == ["max_length", "500"]
+    watched_page.screenshot("help")
     watched_page.assert_clean()

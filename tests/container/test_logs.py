@@ -45,4 +45,4 @@ def test_env_file_settings_reach_the_service(stack: Stack) -> None:
     """CM-6: non-secret settings come from the env_file, as the start-up event records."""
     start = next(e for e in _events(stack) if e.get("event") == "server_start")
     assert start["rate_limit_per_token"] == stack.env_file_settings["PINGCALC_RATE_LIMIT_PER_TOKEN"]
-    assert start["host"] == "0.0.0.0" and start["tokens_file"] == "/run/secrets/pingcalc_tokens"
+    assert start["host"] == "0.0.0.0" and start["tokens_file"] == "/run/secrets/tokens.json"

@@ -38,6 +38,7 @@ from pingcalc.ping import (
 )
 from pingcalc.ping import datagram as datagram_module
 from pingcalc.ping.selection import find_ping
+from preflight import require
 from tests_support import PINGCALC, LiveServer
 
 
@@ -73,9 +74,9 @@ def icmp_sockets() -> Iterator[None]:
 @pytest.fixture
 def ping_path() -> str:
     """The system ping (apt package iputils-ping, installed by the CI script)."""
+    require("ping-binary")
     path = find_ping()
-    if path is None:
-        pytest.skip("no ping binary (install iputils-ping)")
+    assert path is not None
     return path
 
 

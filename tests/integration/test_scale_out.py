@@ -159,6 +159,7 @@ def _concurrent_pings(servers: list[LiveServer], tokens: Tokens) -> list[int]:
         return sorted(pool.map(lambda server: _slow_ping(server, tokens), servers))
 
 
+@pytest.mark.ping_binary
 def test_ping_cap_is_shared_across_two_servers(
     redis_server: RedisServer, server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:
@@ -169,6 +170,7 @@ def test_ping_cap_is_shared_across_two_servers(
     assert _slow_ping(a, tokens) == 200 and _slow_ping(b, tokens) == 200
 
 
+@pytest.mark.ping_binary
 def test_total_ping_cap_stays_per_process_with_redis(
     redis_server: RedisServer, server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:
@@ -185,6 +187,7 @@ def test_total_ping_cap_stays_per_process_with_redis(
     assert _concurrent_pings([a, a], tokens) == [200, 503]
 
 
+@pytest.mark.ping  # expects /readyz 'ready', which needs a ping backend
 def test_redis_outage_falls_back_to_per_process_limits_and_recovers(
     redis_server: RedisServer, server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:
@@ -231,6 +234,7 @@ def test_workers_share_limits_through_redis(
     assert server.stop() == 0
 
 
+@pytest.mark.ping_binary
 def test_sigterm_lets_in_flight_ping_finish_then_exits_zero(
     server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 
 import httpx
+import pytest
 
 from tests_support import (
     LiveServer,
@@ -196,6 +197,7 @@ async def _flood_distinct_addresses(host: str, port: int, count: int, connection
     return sum(results)
 
 
+@pytest.mark.ping  # expects /readyz 'ready', which needs a ping backend
 def test_limiter_memory_stays_bounded_whatever_the_number_of_clients(
     server_factory: Callable[..., LiveServer],
 ) -> None:

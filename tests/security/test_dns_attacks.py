@@ -1,9 +1,10 @@
 """Attacks through host names, against a real DNS server on loopback that the tests control.
 
-Each test resolves through `NameServerResolver` (what `PINGCALC_PING_RESOLVER=dns://...`
-selects) and "pings" with the recording backend, so no packet leaves: the addresses here are
-only ever judged. TM-31 rebinding, TM-32 internal names, TM-33 resolver abuse, TM-34 hostile
-names.
+The engine tests resolve through `NameServerResolver` (what `PINGCALC_PING_RESOLVER=dns://...`
+selects) and "ping" with the recording backend, so no packet leaves: the addresses here are
+only ever judged. The server tests run `pingcalc serve` with that setting: the only echoes
+they cause go to 127.0.0.1. TM-31 rebinding, TM-32 internal names, TM-33 resolver abuse,
+TM-34 hostile names.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from ipaddress import ip_address
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dns_server import DnsServer
@@ -35,7 +38,9 @@ from pingcalc.ping import (
     TargetSyntaxError,
     resolve_target,
 )
+from pingcalc.ping.selection import find_ping
 from pingcalc.settings import Settings
+from tests_support import LiveServer, audit_records
 
 PAYLOAD_FILE = Path(__file__).with_name("ping_payloads.txt")
 # Valid host names in the IP-target corpus: with names enabled they are legitimate targets.
@@ -287,3 +292,123 @@ def test_hostile_targets_are_refused_before_any_query(
         _request(text, dns_server, backend, settings)
     assert isinstance(caught.value, TargetSyntaxError | TargetDeniedError)
     assert dns_server.queries == [] and backend.calls == []
+
+
+# --- the same attacks through the real server, resolver selected by PINGCALC_PING_RESOLVER -----
+
+
+@pytest.fixture
+def named_server(server_factory: Callable[..., LiveServer], dns_server: DnsServer) -> LiveServer:
+    """`pingcalc serve` asking only the test's DNS server; echoes (to loopback only) by `ping`."""
+    if find_ping() is None:
+        pytest.skip("no ping binary (install iputils-ping)")
+    return server_factory(
+        env={
+            "PINGCALC_PING_RESOLVER": dns_server.url,
+            "PINGCALC_PING_RESOLVE_TIMEOUT_SECONDS": str(TIMEOUT),
+            "PINGCALC_PING_BACKEND": "subprocess",
+        }
+    )
+
+
+def _ping(server: LiveServer, body: dict[str, object]) -> httpx.Response:
+    with server.client("pinger") as client:
+        return client.post("/api/v1/ping", json=body)
+
+
+def _audited(server: LiveServer, event: str) -> list[dict[str, object]]:
+    return [r for r in audit_records(server.log_text()) if r["event"] == event]
+
+
+def test_server_pings_a_rebinding_name_once_at_its_checked_loopback_address(
+    named_server: LiveServer, dns_server: DnsServer
+) -> None:
+    """TM-31 over HTTP: one lookup per request; the checked address is pinged, the flip refused."""
+    dns_server.add("rebind.test", "A", "127.0.0.1")
+    dns_server.then("rebind.test", "A", "169.254.169.254")
+    first = _ping(named_server, {"target": "rebind.test", "family": 4, "count": 2})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["target"], body["name"], body["received"]) == ("127.0.0.1", "rebind.test", 2)
+    assert dns_server.asked("rebind.test") == [("rebind.test", "A")]
+    second = _ping(named_server, {"target": "rebind.test", "family": 4, "count": 2})
+    assert second.status_code == 403
+    assert (second.json()["address"], second.json()["category"]) == (
+        "169.254.169.254",
+        "link-local",
+    )
+    [pinged] = _audited(named_server, "ping")
+    assert (pinged["name"], pinged["target"], pinged["received"]) == ("rebind.test", "127.0.0.1", 2)
+    [refused] = _audited(named_server, "ping_rejected")
+    assert (refused["name"], refused["address"]) == ("rebind.test", "169.254.169.254")
+
+
+def test_server_refuses_names_that_point_inside_naming_the_address(
+    named_server: LiveServer, dns_server: DnsServer
+) -> None:
+    """TM-32 over HTTP: private, mixed and CNAME-to-metadata names are 403; nothing is pinged."""
+    dns_server.add("private.test", "A", "10.0.0.7")
+    dns_server.add("mixed.test", "A", "127.0.0.1", "192.168.1.1")
+    dns_server.alias("innocent.test", "metadata.test")
+    dns_server.add("metadata.test", "A", "169.254.169.254")
+    dns_server.add("good.test", "A", "127.0.0.1")
+    for name, address in (
+        ("private.test", "10.0.0.7"),
+        ("mixed.test", "192.168.1.1"),
+        ("innocent.test", "169.254.169.254"),
+    ):
+        response = _ping(named_server, {"target": name, "family": 4, "count": 1})
+        assert response.status_code == 403, name
+        problem = response.json()
+        assert (problem["name"], problem["address"]) == (name, address)
+        assert f"{name} resolves to {address}" in problem["detail"]
+    assert _audited(named_server, "ping") == []
+    assert len(_audited(named_server, "ping_rejected")) == 3
+    # The legitimate request still works on the same server.
+    assert _ping(named_server, {"target": "good.test", "count": 1}).status_code == 200
+
+
+def test_server_reports_lookup_failures_as_problems_without_resolver_text(
+    named_server: LiveServer, dns_server: DnsServer
+) -> None:
+    """TM-33 over HTTP: unknown 404, silent 504 within the bound, SERVFAIL 502; all audited."""
+    dns_server.silent.add("tarpit.test")
+    dns_server.failing.add("broken.test")
+    started = time.monotonic()
+    silent = _ping(named_server, {"target": "tarpit.test"})
+    assert silent.status_code == 504 and time.monotonic() - started < TIMEOUT + 1.5
+    unknown = _ping(named_server, {"target": "nosuch.test"})
+    broken = _ping(named_server, {"target": "broken.test"})
+    assert (unknown.status_code, broken.status_code) == (404, 502)
+    assert unknown.json()["type"] == "urn:pingcalc:problem:name-not-found"
+    for response in (silent, unknown, broken):
+        assert str(dns_server.port) not in response.text and "127.0.0.1" not in response.text
+    reasons = [r["reason"] for r in _audited(named_server, "ping_rejected")]
+    assert reasons == ["resolver_timeout", "name_not_found", "resolver_failed"]
+
+
+def test_server_resolves_idna_names_in_their_ascii_form(
+    named_server: LiveServer, dns_server: DnsServer
+) -> None:
+    """TM-34 over HTTP: `Bücher.test` is asked as `xn--bcher-kva.test` and pinged at 127.0.0.1."""
+    dns_server.add("xn--bcher-kva.test", "A", "127.0.0.1")
+    response = _ping(named_server, {"target": "Bücher.test", "family": 4, "count": 1})
+    assert response.status_code == 200, response.text
+    assert (response.json()["name"], response.json()["target"]) == (
+        "xn--bcher-kva.test",
+        "127.0.0.1",
+    )
+    assert dns_server.asked() == [("xn--bcher-kva.test", "A")]
+
+
+def test_server_refuses_hostile_names_before_any_query(
+    named_server: LiveServer, dns_server: DnsServer
+) -> None:
+    """TM-34 over HTTP: option, shell, malformed and overlong names never reach the DNS server."""
+    dns_server.add("good.test", "A", "127.0.0.1")
+    for text in HOSTILE_NAMES:
+        response = _ping(named_server, {"target": text})
+        assert response.status_code == 422, text
+        assert response.json()["type"] == "urn:pingcalc:problem:invalid-target", text
+    assert dns_server.queries == [] and _audited(named_server, "ping") == []
+    assert len(_audited(named_server, "ping_rejected")) == len(HOSTILE_NAMES)

@@ -2,25 +2,32 @@
 
 Every payload of `ping_payloads.txt` goes through the real HTTP stack to an app whose backend
 only records calls: each must be refused with a 4xx, and the backend must never be called.
+The app resolves host names only through the tests' DNS server on loopback (it knows no
+names), so the two plain names of the corpus (`localhost`, `example.com`) are looked up
+there and answered 404, and no DNS query ever leaves loopback; every other payload is refused
+before any lookup.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from dns_server import DnsServer, running_dns_server
 from ping_fakes import FakeApp, RecordingBackend, app_with_backend
 from pingcalc.ping import PingError, TargetPolicy, parse_target
 from pingcalc.settings import Settings
 from tests_support import Tokens
 
 PAYLOAD_FILE = Path(__file__).with_name("ping_payloads.txt")
+# The corpus's valid host names: with names accepted they are looked up (in the tests' DNS).
+PLAIN_NAMES = {"localhost", "example.com"}
 
 
 def _payloads() -> list[str]:
@@ -35,15 +42,31 @@ def _id(payload: str) -> str:
     return ascii(payload[:40])
 
 
+@pytest.fixture(scope="module")
+def empty_dns() -> Iterator[DnsServer]:
+    """One loopback DNS server for the module's many payloads; it knows no name (NXDOMAIN)."""
+    with running_dns_server() as server:
+        yield server
+
+
 @pytest.fixture
-def fake(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApp]:
-    """The app with a recording backend; any subprocess creation fails the test loudly."""
+def dns(empty_dns: DnsServer) -> DnsServer:
+    empty_dns.queries.clear()
+    return empty_dns
+
+
+@pytest.fixture
+def fake(
+    make_settings: Callable[..., Settings], dns: DnsServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeApp]:
+    """The app with a recording backend and the tests' resolver; no subprocess may start."""
 
     async def no_subprocess(*args: Any, **kwargs: Any) -> None:
         raise AssertionError(f"a subprocess was started: {args!r}")
 
     monkeypatch.setattr(asyncio, "create_subprocess_exec", no_subprocess)
     monkeypatch.setattr(asyncio, "create_subprocess_shell", no_subprocess)
+    settings = make_settings(ping_resolver=dns.url, ping_resolve_timeout_seconds=1.0)
     yield app_with_backend(settings, RecordingBackend())
 
 
@@ -61,14 +84,19 @@ def test_payload_corpus_is_large_and_distinct() -> None:
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=_id)
 def test_ping_rejects_injection_payload_without_calling_backend(
-    payload: str, api: TestClient, fake: FakeApp, tokens: Tokens
+    payload: str, api: TestClient, fake: FakeApp, dns: DnsServer, tokens: Tokens
 ) -> None:
     """Each hostile target gets a problem+json 4xx and no echo is ever sent."""
     response = api.post("/api/v1/ping", json={"target": payload}, headers=tokens.header("pinger"))
-    assert response.status_code in (403, 422), response.text
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["type"].endswith(("invalid-target", "target-denied")), body
+    if payload in PLAIN_NAMES:  # a valid name, unknown to the tests' DNS server
+        assert response.status_code == 404 and body["type"].endswith("name-not-found"), body
+        assert {name for name, _ in dns.queries} == {payload}
+    else:
+        assert response.status_code in (403, 422), response.text
+        assert body["type"].endswith(("invalid-target", "target-denied")), body
+        assert dns.queries == []  # refused before any lookup
     assert body["detail"]
     assert fake.backend.calls == []  # type: ignore[attr-defined]
     rejected = fake.audit_events("ping_rejected")

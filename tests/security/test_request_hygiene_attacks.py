@@ -69,6 +69,7 @@ def _assert_problem(response: httpx.Response, *statuses: int) -> dict[str, objec
     return body
 
 
+@pytest.mark.ping
 def test_oversized_body_is_refused_before_it_is_read(
     server: LiveServer, client: httpx.Client, post_paths: list[str]
 ) -> None:
@@ -94,6 +95,7 @@ def test_oversized_body_is_refused_before_it_is_read(
     assert server.process.poll() is None
 
 
+@pytest.mark.ping
 def test_deeply_nested_json_does_not_crash_the_server(
     client: httpx.Client, post_paths: list[str]
 ) -> None:
@@ -144,6 +146,7 @@ WRONG_CONTENT_TYPES = (
 )
 
 
+@pytest.mark.ping
 def test_wrong_content_type_is_refused(client: httpx.Client, post_paths: list[str]) -> None:
     """A body that does not declare JSON is refused with 415, even if it parses as JSON."""
     for path in post_paths:

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from ping_fakes import datagram_icmp_allowed
 from pingcalc.auth import read_records, write_records
 from tests_support import AuditKeys, LiveServer, Tokens, audit_records, log_records
@@ -70,6 +72,7 @@ def test_the_first_ping_after_the_audit_directory_is_replaced_is_refused(
             assert client.post("/api/v1/ping", json=ping).status_code == 200
 
 
+@pytest.mark.ping  # expects /readyz 'ready', which needs a ping backend
 def test_a_tokens_file_that_stops_parsing_is_reported_once_and_the_last_view_kept(
     server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:

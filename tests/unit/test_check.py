@@ -5,7 +5,6 @@ Threats: insecure defaults and misconfiguration (T1610, CIS Docker 4.1/5.x, NIST
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from pingcalc.check import Environment, Finding, run_checks
 from pingcalc.settings import Settings
+from preflight import require
 from tests_support import PINGCALC, Tokens, free_port
 
 UNPRIVILEGED = Environment(euid=10001, in_container=False)
@@ -23,6 +23,7 @@ def _by_check(findings: list[Finding], name: str) -> list[Finding]:
     return [f for f in findings if f.check == name]
 
 
+@pytest.mark.ping
 def test_clean_configuration_passes(make_settings: Callable[..., Settings]) -> None:
     """Loopback bind, non-root, 0600 tokens, limits on, fail-closed audit: nothing fails."""
     findings = run_checks(make_settings(), UNPRIVILEGED)
@@ -105,11 +106,11 @@ def test_unreachable_redis_fails(make_settings: Callable[..., Settings]) -> None
     assert finding.level == "fail" and "hunter2" not in finding.message
 
 
+@pytest.mark.ping
 def test_cli_prints_one_line_per_check_and_fails_as_root(tokens: Tokens, tmp_path: Path) -> None:
     """The real command prints each finding with its fix and exits 1 on a failure. (The clean
     exit 0 is proven inside the container, as uid 10001: tests/container.)"""
-    if os.geteuid() != 0:
-        pytest.fail("this test needs root (CI runs as root)")
+    require("root")
     env = {"PATH": "/usr/bin:/bin", "PINGCALC_TOKENS_FILE": str(tokens.path)}
     result = subprocess.run(
         [PINGCALC, "check"],

@@ -37,6 +37,8 @@ def _kubectl() -> str | None:
 
 
 ADMISSION = BASE / "admission"
+# The documented overlay: pingcalc behind ingress-nginx, trusting the controller's pod network.
+OVERLAY = REPO / "deploy" / "overlays" / "ingress-nginx"
 # Oldest Kubernetes minor the base must work on: the preStop `sleep` action is on by default
 # from 1.30, and kubernetes-validate bundles that schema.
 KUBERNETES_VERSION = "1.30"
@@ -179,7 +181,9 @@ def each_container() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
 CONTAINERS = list(each_container())
 CONTAINER_IDS = [cid for cid, _, _ in CONTAINERS]
 MANIFEST_FILES = sorted(
-    p for p in [*BASE.glob("*.yaml"), *ADMISSION.glob("*.yaml")] if p.name != "kustomization.yaml"
+    p
+    for p in [*BASE.glob("*.yaml"), *ADMISSION.glob("*.yaml"), *OVERLAY.glob("*.yaml")]
+    if p.name != "kustomization.yaml"
 )
 
 
@@ -214,7 +218,9 @@ def config_data() -> dict[str, str]:
 # --- schema and rendering ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", MANIFEST_FILES, ids=[p.name for p in MANIFEST_FILES])
+@pytest.mark.parametrize(
+    "path", MANIFEST_FILES, ids=[str(p.relative_to(REPO / "deploy")) for p in MANIFEST_FILES]
+)
 def test_manifest_passes_strict_kubernetes_schema(path: Path) -> None:
     """A misspelled hardening field is silently ignored by the API server (CM-6): strict schemas."""
     documents = load_documents(path)
@@ -403,12 +409,19 @@ def test_pingcalc_runs_as_the_image_uid() -> None:
     assert effective(spec, container, "runAsGroup") == APP_UID
 
 
+def _secrets_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The projected volume of Secrets mounted at /run/secrets, and its mount."""
+    spec = pingcalc_deployment()["spec"]["template"]["spec"]
+    (volume,) = [v for v in spec["volumes"] if "secret" in v or "projected" in v]
+    (mount,) = [m for m in pingcalc_container()["volumeMounts"] if m["name"] == volume["name"]]
+    return volume, mount
+
+
 def test_tokens_secret_is_mounted_read_only_for_the_app_group() -> None:
     """The tokens file is readable by uid 10001's group only and writable by no one (IA-5, AC-6)."""
     spec = pingcalc_deployment()["spec"]["template"]["spec"]
-    (volume,) = [v for v in spec["volumes"] if "secret" in v]
-    (mount,) = [m for m in pingcalc_container()["volumeMounts"] if m["name"] == volume["name"]]
-    mode = volume["secret"]["defaultMode"]
+    volume, mount = _secrets_volume()
+    mode = volume["projected"]["defaultMode"]
     assert mode & 0o040, "group must be able to read"
     assert not mode & 0o222, "nobody may write"
     assert not mode & 0o007, "others may not read"
@@ -416,8 +429,31 @@ def test_tokens_secret_is_mounted_read_only_for_the_app_group() -> None:
     assert mount["readOnly"] is True
     # subPath mounts never see an updated Secret, so a revoked token would stay valid.
     assert "subPath" not in mount
-    (item,) = volume["secret"]["items"]
-    assert Path(mount["mountPath"]) / item["path"] == Path(config_data()["PINGCALC_TOKENS_FILE"])
+    files = {
+        item["path"]: (source["secret"]["name"], item["key"])
+        for source in volume["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+    tokens = Path(config_data()["PINGCALC_TOKENS_FILE"])
+    assert tokens.parent == Path(mount["mountPath"])
+    assert files[tokens.name] == ("pingcalc-tokens", "tokens.json")
+
+
+def test_redis_uri_with_its_password_is_a_secret_file_not_a_setting() -> None:
+    """The Redis password is in a Secret read as /run/secrets/pingcalc_rate_limit_storage, never
+    in the ConfigMap, where `kubectl describe` shows it and which would override the file
+    (T1552.001 credentials in files; IA-5)."""
+    from pingcalc.settings import SECRETS_DIR
+
+    assert "PINGCALC_RATE_LIMIT_STORAGE" not in config_data()
+    volume, mount = _secrets_volume()
+    assert Path(mount["mountPath"]) == SECRETS_DIR
+    files = {
+        item["path"]: (source["secret"]["name"], item["key"])
+        for source in volume["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+    assert files["pingcalc_rate_limit_storage"] == ("pingcalc-redis-client", "rate_limit_storage")
 
 
 def test_tmp_is_a_bounded_memory_volume() -> None:
@@ -449,16 +485,84 @@ def test_probes_hit_the_health_endpoints_the_app_serves() -> None:
         assert port_names.get(get["port"], get["port"]) == int(config_data()["PINGCALC_PORT"])
 
 
-def test_configmap_is_a_valid_pingcalc_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shipped settings load (CM-6) and point the limiter at Redis with 1 s timeouts."""
+def _example_secret(name: str) -> dict[str, str]:
+    (secret,) = [
+        doc
+        for doc in load_documents(BASE / "secret.example.yaml")
+        if doc["metadata"]["name"] == name
+    ]
+    data: dict[str, str] = secret["stringData"]
+    return data
+
+
+def test_configmap_is_a_valid_pingcalc_configuration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The shipped settings load with the Secrets' files (CM-6): the limiter points at Redis
+    with a user, a password and 1 s timeouts, and the ingress's network is trusted."""
     for key, value in config_data().items():
         monkeypatch.setenv(key, value)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    (tmp_path / "pingcalc_rate_limit_storage").write_text(
+        _example_secret("pingcalc-redis-client")["rate_limit_storage"] + "\n"
+    )
+    settings = Settings(_env_file=None, _secrets_dir=tmp_path)  # type: ignore[call-arg]
     assert settings.host == "0.0.0.0"
     assert settings.port == 8080
-    assert settings.rate_limit_storage.startswith("redis://pingcalc-redis:6379/")
+    assert settings.rate_limit_storage.startswith("redis://pingcalc:")
+    assert "@pingcalc-redis:6379/" in settings.rate_limit_storage
     assert "socket_timeout=1" in settings.rate_limit_storage
     assert "socket_connect_timeout=1" in settings.rate_limit_storage
+    assert settings.forwarded_allow_ips == config_data()["PINGCALC_FORWARDED_ALLOW_IPS"]
+
+
+def _trusted_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(part.strip(), strict=True) for part in value.split(",")]
+
+
+def _render_overlay() -> list[dict[str, Any]]:
+    kubectl = _kubectl()
+    assert kubectl, "kubectl (with built-in kustomize >= v4) is needed to render the overlay"
+    result = subprocess.run(
+        [kubectl, "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=60, check=True
+    )
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def test_forwarded_allow_ips_trusts_the_ingress_pod_network_only() -> None:
+    """The base and the documented overlay each name a private pod network, never "*" nor
+    the whole Internet nor nothing: behind the ingress each client keeps its own address for
+    limits and the audit trail, and no client can choose it (T1036, T1090; AC-7, AU-3)."""
+    overlay_config = [
+        o
+        for o in _render_overlay()
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "pingcalc-config"
+    ]
+    (rendered,) = overlay_config
+    for value in (
+        config_data()["PINGCALC_FORWARDED_ALLOW_IPS"],
+        rendered["data"]["PINGCALC_FORWARDED_ALLOW_IPS"],
+    ):
+        assert value.strip() and "*" not in value
+        for network in _trusted_networks(value):
+            assert network.is_private and network.prefixlen >= 8, network
+    # Only the ingress controller (and Prometheus) may open connections to pingcalc at all,
+    # so no other pod of that network can present the header (the NetworkPolicy below).
+    labels = pingcalc_deployment()["spec"]["template"]["metadata"]["labels"]
+    assert policies_selecting(labels, "Ingress")
+
+
+def test_ingress_overlay_renders_valid_objects_with_tls() -> None:
+    """The documented overlay is what `kubectl apply -k` would apply: strict-schema valid,
+    TLS on the ingress, and the base's hardening intact (CM-6, SC-8)."""
+    objects = _render_overlay()
+    for obj in objects:
+        kv.validate(obj, KUBERNETES_VERSION, strict=True)
+    (ingress,) = [o for o in objects if o["kind"] == "Ingress"]
+    assert ingress["spec"]["tls"] and ingress["spec"]["tls"][0]["secretName"]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "pingcalc", "port": {"name": "http"}}
+    by_key = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert {(o["kind"], o["metadata"]["name"]) for o in RENDERED} <= by_key
 
 
 def test_service_links_are_disabled_because_they_clash_with_settings(
@@ -513,6 +617,65 @@ def test_services_are_cluster_internal_and_select_their_pods() -> None:
         assert service["spec"]["type"] == "ClusterIP"
         selector = service["spec"]["selector"].items()
         assert selector <= pods[service["metadata"]["name"]].items()
+
+
+def test_redis_requires_authentication_from_a_secret() -> None:
+    """Redis admits no connection without credentials: ACL users from a Secret, `default` off,
+    passwords only as hashes in the file and never in an argument (T1078, T1565.001; IA-2)."""
+    spec = one("Deployment", "pingcalc-redis")["spec"]["template"]["spec"]
+    (redis,) = spec["containers"]
+    args = redis["args"]
+    acl_path = Path(args[args.index("--aclfile") + 1])
+    mounts = {m["mountPath"]: m for m in redis["volumeMounts"]}
+    mount = mounts[str(acl_path.parent)]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == "pingcalc-redis"
+    assert not volume["secret"]["defaultMode"] & 0o227
+    assert acl_path.name in {item["path"] for item in volume["secret"]["items"]}
+    # The probe authenticates as the PING-only user, its password read from the mounted file.
+    probe = " ".join(redis["readinessProbe"]["exec"]["command"])
+    assert "--user probe" in probe and str(acl_path.parent / "probe.password") in probe
+    assert "-a " not in probe and "--pass" not in probe
+    acl = _example_secret("pingcalc-redis")["users.acl"].splitlines()
+    assert acl[0] == "user default off"
+    for line in acl[1:]:
+        assert re.search(r" #[0-9a-f]{64} ", line), "passwords appear as SHA-256 hashes only"
+        assert " >" not in line, "no cleartext password in the ACL"
+
+
+def test_redis_secrets_script_makes_matching_hashed_credentials() -> None:
+    """deploy/kubernetes/redis-secrets.sh: the ACL holds the hash of the password the client
+    URI carries, never the password, and the probe user may only PING (IA-5, AC-6)."""
+    import base64
+    import hashlib
+
+    kubectl = _kubectl()
+    assert kubectl, "kubectl is needed to print the Secrets"
+    result = subprocess.run(
+        [str(BASE / "redis-secrets.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "KUBECTL": kubectl},
+    )
+    secrets = {d["metadata"]["name"]: d for d in yaml.safe_load_all(result.stdout) if d}
+    for doc in secrets.values():
+        kv.validate(doc, KUBERNETES_VERSION, strict=True)
+    decoded = {
+        name: {k: base64.b64decode(v).decode() for k, v in doc["data"].items()}
+        for name, doc in secrets.items()
+    }
+    uri = decoded["pingcalc-redis-client"]["rate_limit_storage"]
+    password = uri.split("://pingcalc:", 1)[1].split("@", 1)[0]
+    assert len(password) == 64
+    acl = decoded["pingcalc-redis"]["users.acl"]
+    assert password not in acl
+    assert f"user pingcalc on #{hashlib.sha256(password.encode()).hexdigest()} " in acl
+    probe = decoded["pingcalc-redis"]["probe.password"]
+    assert f"user probe on #{hashlib.sha256(probe.encode()).hexdigest()} -@all +ping" in acl
+    assert acl.startswith("user default off\n")
 
 
 def test_redis_keeps_nothing_on_disk() -> None:

@@ -30,12 +30,14 @@ def test_environment_prefix_sets_values(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_precedence_env_over_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """An optional .env is read, and the environment wins over it."""
+    """A named env file is read, and the environment wins over it."""
     clean_env(monkeypatch)
-    dotenv = tmp_path / ".env"
+    dotenv = tmp_path / "pingcalc.env"
     dotenv.write_text("PINGCALC_PORT=7070\nPINGCALC_LOG_LEVEL=debug\n")
+    dotenv.chmod(0o600)
     monkeypatch.setenv("PINGCALC_PORT", "6060")
-    settings = Settings(_env_file=dotenv)
+    monkeypatch.setenv("PINGCALC_ENV_FILE", str(dotenv))
+    settings = load_settings()
     assert settings.port == 6060 and settings.log_level == "debug"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import time
@@ -162,3 +163,32 @@ def test_cli_if_none_creates_only_the_first_token(tmp_path: Path) -> None:
     second = _cli(tmp_path, "token", "create", "first", "--scope", "ping", "--if-none")
     assert first.stdout.startswith("pc_") and second.returncode == 0 and second.stdout == ""
     assert len(read_records(tmp_path / "tokens.json")) == 1
+
+
+@pytest.mark.parametrize(("owner", "mode"), [((10001, 10001), 0o600), ((0, 10001), 0o640)])
+def test_rewrite_keeps_owner_group_and_mode(
+    tmp_path: Path, owner: tuple[int, int], mode: int
+) -> None:
+    """Root revoking a token in the service's file must not lock the service out (TM-01): the
+    rewritten file keeps its owner, group and mode (never wider than 0640)."""
+    if os.geteuid() != 0:
+        pytest.skip("changing a file's owner needs root (CI runs as root)")
+    path = tmp_path / "tokens.json"
+    create_token(path, "keep", ["ping"])
+    create_token(path, "drop", ["ping"])
+    os.chown(path, *owner)
+    path.chmod(mode)
+    revoke_token(path, "drop")
+    create_token(path, "added", ["calculate"])
+    info = path.stat()
+    assert ((info.st_uid, info.st_gid), info.st_mode & 0o777) == (owner, mode)
+    assert [r.name for r in read_records(path)] == ["keep", "added"]
+
+
+def test_rewrite_never_widens_the_mode(tmp_path: Path) -> None:
+    """A tokens file someone made world-readable is narrowed to 0640 at the next rewrite."""
+    path = tmp_path / "tokens.json"
+    create_token(path, "one", ["ping"])
+    path.chmod(0o666)
+    create_token(path, "two", ["ping"])
+    assert path.stat().st_mode & 0o777 == 0o640

@@ -2,12 +2,16 @@
 
 The edge reads the few headers pingcalc acts on in one pass and keeps them here; routes read
 the body through `read_body` (bounded, and the same way for every route) and answer through
-`respond`/`problem`, which add the security headers and the request id.
+`respond`/`problem`, which add the security headers and the request id. A route that answers
+in parts as things happen (live ping replies) uses `start_stream`/`send_part`, and runs its
+work under `unless_disconnected`, so a client that goes away stops it at once.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from pingcalc.api.asgi import Receive, Scope, Send
 from pingcalc.api.headers import render_head, response_headers
@@ -15,6 +19,7 @@ from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from pingcalc.gate import Client
 
 JSON = b"application/json"
+T = TypeVar("T")
 # The ASGI extension of pingcalc's guarded protocol (pingcalc.server.GuardedCycle).
 RAW_HEAD = "pingcalc.raw_head"
 
@@ -107,6 +112,29 @@ class Exchange:
             fields["client_request_id"] = self.client_request_id
         return fields
 
+    def accepts(self, media_type: bytes) -> bool:
+        """Whether `Accept` names `media_type` itself with a weight above 0.
+
+        Wildcards do not count: a special form (a stream, say) is sent only to a client that
+        asks for it by name, so `*/*` keeps getting the ordinary answer.
+        """
+        accept = self.accept
+        if not accept or media_type not in accept.lower():
+            return False
+        for part in accept.lower().split(b","):
+            name, _, params = part.partition(b";")
+            if name.strip() != media_type:
+                continue
+            for param in params.split(b";"):
+                key, _, value = param.partition(b"=")
+                if key.strip() == b"q":
+                    try:
+                        return float(value.strip()) > 0
+                    except ValueError:
+                        return False
+            return True
+        return False
+
     async def read_body(self) -> bytes:
         """The whole body, at most `body_limit` bytes (BodyTooLarge past it)."""
         limit = self.body_limit
@@ -175,6 +203,55 @@ class Exchange:
         await self.send(
             {"type": "http.response.body", "body": b"" if self.method == "HEAD" else body}
         )
+
+    async def start_stream(
+        self,
+        status: int,
+        content_type: bytes,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Begin a response whose body follows in parts (`send_part`): no content-length, so
+        the server frames it (chunked on HTTP/1.1). Security headers and request id as ever."""
+        # Proxies such as nginx buffer a response until it ends unless told not to.
+        head = [(b"content-type", content_type), (b"x-accel-buffering", b"no")]
+        if headers:
+            head.extend(headers)
+        self.status = status
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": response_headers(head, self.rid),
+            }
+        )
+
+    async def send_part(self, body: bytes, *, last: bool = False) -> None:
+        """Send one part of a streamed body; `last` ends the response."""
+        await self.send({"type": "http.response.body", "body": body, "more_body": not last})
+
+    async def unless_disconnected(self, work: Awaitable[T]) -> T:
+        """`work`'s result, or ClientDisconnected once `work` is cancelled because the client
+        went away first (its `finally` blocks, such as a released concurrency slot, have run).
+
+        Call only after the body was read: from then on `receive()` yields nothing but the
+        disconnect, which the server sends when the connection closes (or the response ends).
+        """
+        task = asyncio.ensure_future(work)
+        gone = asyncio.ensure_future(self._disconnect())
+        try:
+            await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait((task,))  # its cleanup runs now; no error of its own leaks
+        if task.cancelled():
+            raise ClientDisconnected
+        return task.result()
+
+    async def _disconnect(self) -> None:
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
 
     async def problem(self, problem: Problem) -> None:
         """Answer with `problem` as application/problem+json."""

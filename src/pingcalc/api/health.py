@@ -67,6 +67,9 @@ def routes(services: Services) -> list[Route]:
                 "the tokens file no longer parses; serving the last good view "
                 f"({tokens.reload_error})"
             )
+        # No ping backend: calculate still works, so ready but degraded, with reason and fix.
+        ping = services.pinger.status()
+        checks["ping"] = "ok" if ping.available else f"unavailable: {ping.reason}; fix: {ping.fix}"
         if services.limiter.shared and not await services.limiter.reachable():
             checks["rate_limit_storage"] = "unreachable; limiting per process (degraded)"
         # Fail-open keeps serving without the audit file: ready, but reported as degraded.

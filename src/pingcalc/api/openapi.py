@@ -37,13 +37,17 @@ class ProblemDocument(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One documented response: a model, a raw schema, or a media type alone."""
+    """One documented response: a model, a raw schema, or a media type alone.
+
+    `extra_media` adds other media types of the same answer (chosen by `Accept`), each
+    described by a model or by a raw media type object.
+    """
 
     description: str
     model: type[BaseModel] | None = None
     media_type: str = JSON_MEDIA_TYPE
     schema: dict[str, Any] | None = None
-    extra_media: tuple[tuple[str, dict[str, Any]], ...] = ()
+    extra_media: tuple[tuple[str, type[BaseModel] | dict[str, Any]], ...] = ()
 
 
 def problem(description: str) -> Answer:
@@ -84,6 +88,9 @@ def _models(
         for answer in operation.answers.values():
             if answer.model is not None:
                 found.setdefault(answer.model, "serialization")
+            for _, media in answer.extra_media:
+                if not isinstance(media, dict):
+                    found.setdefault(media, "serialization")
     return list(found.items())
 
 
@@ -121,7 +128,10 @@ def build_document(
                 content[answer.media_type] = {"schema": answer.schema}
             else:
                 content[answer.media_type] = {}
-            content.update(dict(answer.extra_media))
+            for media_type, media in answer.extra_media:
+                content[media_type] = (
+                    media if isinstance(media, dict) else {"schema": refs[(media, "serialization")]}
+                )
             responses[str(status)] = {"description": answer.description, "content": content}
         item["responses"] = responses
         paths.setdefault(route.path, {})[route.method.lower()] = item

@@ -1,107 +1,80 @@
-"""`POST /api/v1/ping`: admit, parse the target, apply the policy, take a slot, send the echoes.
+"""`POST /api/v1/ping`: admit, plan, resolve once and judge, take a slot, send the echoes.
 
-Each step refuses at once with its own status, before anything is sent: admission (401, 403,
-429, 503) before the body is read, 415 for a body that is not JSON, 422 for a malformed
-target or count, 403 for a target the policy refuses, 429 (this token) or 503 (the server)
-with `Retry-After` when the concurrency caps are full. No reply from the target is a normal
-200 result with 100 % loss. The audit record is written before the answer.
+Each step refuses at once with its own status, before any echo is sent: admission (401, 403,
+429, 503) before the body is read; 415 for a body that is not JSON; 422 for a malformed body,
+target, count or family; 403 for a target, or any address of a host name, that the policy
+refuses (naming the address and why); 404, 504, 503 or 502 when a name has no address, its
+lookup times out, too many lookups are in flight, or the resolver fails; 429 (this token) or
+503 (the server) with `Retry-After` when the concurrency caps are full; 503 when this server
+cannot ping. No reply from the target is a normal 200 result with 100 % loss.
+
+Live replies: with `Accept: application/x-ndjson` the answer is one JSON line per echo reply
+or timeout as it happens, then a line equal to the ordinary JSON result. The status line goes
+out with the first event, so anything refused before an echo (a backend that cannot ping
+included) is still an ordinary problem response with its own status.
+
+The concurrency slot is held for the whole exchange, stream included, and the exchange runs
+under `Exchange.unless_disconnected`: a client that goes away cancels the echoes and frees
+its slot at once.
+
+Audit: one record per request, written before the answer: `ping` (outcome `success`, or
+`cancelled` after a disconnect), `ping_rejected`, `capacity_rejected` or `ping_failed` (or
+the gate's own refusal). Records of a host name carry the name and the address. If the record
+cannot be written the answer is 503 `audit-unavailable`; on a stream whose lines have already
+gone out, the final line is that problem document instead of the result, and the stream ends
+(a client tells them apart by `status`, which only a problem has).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import ValidationError
 
 from pingcalc.api.admission import admit, audit_unavailable, require_json
-from pingcalc.api.exchange import Exchange
-from pingcalc.api.openapi import (
-    NOT_JSON,
-    RATE_LIMITED,
-    TOO_LARGE,
-    UNAUTHORIZED,
-    Answer,
-    Operation,
-    problem,
-)
+from pingcalc.api.exchange import ClientDisconnected, Exchange
+from pingcalc.api.ping_refusals import refusal
+from pingcalc.api.ping_schema import NDJSON_MEDIA_TYPE, OPERATION, PingRequest
 from pingcalc.api.problems import Problem, invalid_body
 from pingcalc.api.routing import Route
-from pingcalc.audit import clip
+from pingcalc.audit import Auditor, clip
 from pingcalc.ping import (
     BackendUnavailableError,
-    TargetDeniedError,
-    TargetSyntaxError,
-    deadline_for,
-    parse_target,
+    Destination,
+    PingError,
+    PingEvent,
+    PingPlan,
+    PingResult,
+    Reply,
+    resolve_target,
 )
 from pingcalc.services import Services
 from pingcalc.throttle import CapacityError
 
 PATH = "/api/v1/ping"
-# How much of a rejected target goes into the audit event (the JSON log escapes the rest).
+NDJSON = NDJSON_MEDIA_TYPE.encode()
+# How much of a refused target goes into the audit event (the JSON log escapes the rest).
 AUDIT_TARGET_CHARS = 64
 
 
-class PingRequest(BaseModel):
-    """The body of a ping request; unknown fields are refused (no silent options)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    target: StrictStr = Field(
-        description="IPv4 dotted-quad or IPv6 address; no host names", examples=["127.0.0.1"]
-    )
-    count: StrictInt | None = Field(
-        default=None, ge=1, le=5, description="echo requests to send (default 3)"
-    )
+def _json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
-class RttModel(BaseModel):
-    min: float
-    avg: float
-    max: float
-    stddev: float
+def _destination_fields(destination: Destination) -> dict[str, Any]:
+    """The audit fields of a checked destination: the address pinged, and the name if any."""
+    fields = destination.to_dict()
+    fields["target"] = fields.pop("address")
+    return fields
 
 
-class ReplyModel(BaseModel):
-    seq: int
-    rtt_ms: float
-
-
-class PingResponse(BaseModel):
-    """The result: every reply received, loss and round-trip statistics."""
-
-    target: str
-    family: int
-    sent: int
-    received: int
-    loss_percent: float
-    rtt_ms: RttModel | None
-    replies: list[ReplyModel]
-    backend: str
-
-
-OPERATION = Operation(
-    summary="Send ICMP echo requests to a validated address",
-    tags=("ping",),
-    description="Ping `target` `count` times; the result lists every reply. Loopback and "
-    "global addresses only by default; the operator may allow internal ranges.",
-    scope="ping",
-    request=PingRequest,
-    answers={
-        200: Answer("The replies, loss and round-trip statistics", PingResponse),
-        400: problem("A trusted proxy's `X-Forwarded-For` names no client address"),
-        401: UNAUTHORIZED,
-        403: problem("The target is not allowed, or the token lacks the `ping` scope"),
-        413: TOO_LARGE,
-        415: NOT_JSON,
-        422: problem("The target or count is invalid"),
-        429: RATE_LIMITED,
-        503: problem(
-            "The server has too many pings in flight, cannot ping, or cannot write the audit trail"
-        ),
-    },
-)
+def _reject(audit: Auditor, reason: str, problem: Problem, **fields: Any) -> Problem:
+    """Record a refusal; its problem, or 503 when the record cannot be written."""
+    if not audit.emit("ping_rejected", outcome="rejected", reason=reason, **fields):
+        return audit_unavailable()
+    return problem
 
 
 def route(services: Services) -> Route:
@@ -110,75 +83,98 @@ def route(services: Services) -> Route:
     audit = services.audit
     settings = services.settings
     policy = services.ping_policy
+    resolver = services.resolver
     cap = services.ping_cap
     metrics = services.metrics
+    parse = PingRequest.model_validate_json
 
-    async def ping(ex: Exchange) -> None:
-        record = await admit(ex, gate, audit, "ping")
-        require_json(ex)
-        try:
-            body = PingRequest.model_validate_json(await ex.read_body())
-        except ValidationError as exc:
-            raise invalid_body(exc) from None
-        context: dict[str, Any] = ex.context()
-
-        def reject(reason: str, problem: Problem, **fields: Any) -> Problem:
-            if not audit.emit(
-                "ping_rejected",
-                outcome="rejected",
-                reason=reason,
-                target=clip(body.target, AUDIT_TARGET_CHARS),
-                **context,
-                **fields,
-            ):
-                return audit_unavailable()
-            return problem
-
-        count = settings.ping_default_count if body.count is None else body.count
-        if count > settings.ping_max_count:
-            raise reject(
-                "count_too_large",
-                Problem(
-                    422,
-                    f"count: at most {settings.ping_max_count} echo requests per ping",
-                    kind="validation",
-                    title="Invalid request",
-                ),
-            )
-        try:
-            address = policy.check(parse_target(body.target))
-        except TargetSyntaxError as exc:
-            raise reject(
-                "invalid_target",
-                Problem(422, str(exc), kind="invalid-target", title="Invalid target"),
-            ) from None
-        except TargetDeniedError as exc:
-            raise reject(
-                "target_denied",
-                Problem(403, str(exc), kind="target-denied", title="Target not allowed"),
-                category=exc.category,
-            ) from None
-
-        timeout = settings.ping_timeout_seconds
-        interval = settings.ping_interval_seconds
+    async def echoes(
+        ex: Exchange,
+        plan: PingPlan,
+        destination: Destination,
+        context: dict[str, Any],
+        live: bool,
+        seen: list[PingEvent],
+    ) -> None:
+        """Send the echoes and answer: the result, or each event then the result (`live`)."""
         pinger = services.pinger
+        started = False
+        result: PingResult | None = None
+        events = plan.stream(pinger, destination)
         try:
-            async with cap.hold(record.name):
-                result = await pinger.ping(
-                    address,
-                    count=count,
-                    timeout=timeout,
-                    interval=interval,
-                    deadline=deadline_for(count, timeout=timeout, interval=interval),
-                )
-        except CapacityError as exc:
-            audit.emit(
-                "capacity_rejected",
-                outcome="rejected",
-                reason=exc.reason,
-                target=str(address),
+            async with contextlib.aclosing(events):
+                async for item in events:
+                    if isinstance(item, PingResult):
+                        result = item
+                        break
+                    seen.append(item)
+                    if isinstance(item, Reply):
+                        metrics.observe_ping_rtt(item.rtt_ms / 1000)
+                    if live:
+                        if not started:
+                            await ex.start_stream(200, NDJSON)
+                            started = True
+                        await ex.send_part(_json(item.to_dict()) + b"\n")
+        except BackendUnavailableError as exc:
+            # The operator's fix (sysctl, iputils-ping; no path), or "IPv6 is not available";
+            # the cause itself goes only to the audit record.
+            failed = Problem(503, exc.detail, kind="ping-unavailable")
+            if not audit.emit(
+                "ping_failed",
+                outcome="error",
+                reason="backend_unavailable",
+                backend=pinger.name,
+                error=str(exc),
                 **context,
-            )
+            ):
+                failed = audit_unavailable()
+            if not started:
+                raise failed from None
+            ex.reason = "backend_unavailable"
+            await ex.send_part(failed.body(ex.request_id) + b"\n", last=True)
+            return
+        if result is None:  # every stream ends with its result; a backend bug otherwise
+            raise RuntimeError("the ping stream ended without a result")
+        recorded = audit.emit(
+            "ping",
+            outcome="success",
+            sent=result.sent,
+            received=result.received,
+            loss_percent=result.loss_percent,
+            backend=result.backend,
+            **context,
+        )
+        if not live:
+            if not recorded:
+                raise audit_unavailable()
+            await ex.respond(200, _json(result.to_dict()))
+            return
+        if not started:
+            await ex.start_stream(200, NDJSON)
+        if recorded:
+            await ex.send_part(_json(result.to_dict()) + b"\n", last=True)
+            return
+        # The lines already sent cannot be taken back: the last line says the result is void.
+        ex.reason = "audit_unavailable"
+        await ex.send_part(audit_unavailable().body(ex.request_id) + b"\n", last=True)
+
+    async def exchange(
+        ex: Exchange,
+        token: str,
+        plan: PingPlan,
+        destination: Destination,
+        context: dict[str, Any],
+        seen: list[PingEvent],
+    ) -> None:
+        """Hold a concurrency slot around the echoes; refuse at once when the caps are full."""
+        try:
+            async with cap.hold(token):
+                await echoes(ex, plan, destination, context, ex.accepts(NDJSON), seen)
+        except CapacityError as exc:
+            if not audit.emit(
+                "capacity_rejected", outcome="rejected", reason=exc.reason, **context
+            ):
+                raise audit_unavailable() from None
             per_token = "per_token" in exc.reason
             raise Problem(
                 429 if per_token else 503,
@@ -188,34 +184,49 @@ def route(services: Services) -> Route:
                 reason=exc.reason,
                 retry_after=exc.retry_after,
             ) from None
-        except BackendUnavailableError as exc:
+
+    async def ping(ex: Exchange) -> None:
+        record = await admit(ex, gate, audit, "ping")
+        require_json(ex)
+        raw = await ex.read_body()
+        context: dict[str, Any] = ex.context()
+        try:
+            body = parse(raw)
+        except ValidationError as exc:
+            raise _reject(audit, "invalid_body", invalid_body(exc), **context) from None
+        try:
+            plan = PingPlan.from_settings(settings, count=body.count, family=body.family)
+            destination = await resolve_target(
+                body.target, policy=policy, resolver=resolver, family=plan.family
+            )
+        except PingError as exc:
+            reason, problem, fields = refusal(exc)
+            raise _reject(
+                audit,
+                reason,
+                problem,
+                target=clip(body.target, AUDIT_TARGET_CHARS),
+                **context,
+                **fields,
+            ) from None
+        context.update(_destination_fields(destination))
+        seen: list[PingEvent] = []
+        try:
+            await ex.unless_disconnected(
+                exchange(ex, record.name, plan, destination, context, seen)
+            )
+        except ClientDisconnected:
+            # Nobody is left to answer, so a failed write changes nothing here; the auditor
+            # has already reported it to the operator.
             audit.emit(
-                "ping_failed",
-                outcome="error",
-                reason="backend_unavailable",
-                target=str(address),
-                backend=pinger.name,
-                error=str(exc),
+                "ping",
+                outcome="cancelled",
+                reason="client_disconnected",
+                reported=len(seen),  # echoes whose reply or timeout came before the end
+                received=sum(isinstance(e, Reply) for e in seen),
+                backend=services.pinger.name,
                 **context,
             )
-            # The cause (sysctl, missing binary) is for the operator's log, not for clients.
-            raise Problem(
-                503, "this server cannot send pings right now", kind="ping-unavailable"
-            ) from None
-
-        if not audit.emit(
-            "ping",
-            outcome="success",
-            target=result.target,
-            sent=result.sent,
-            received=result.received,
-            loss_percent=result.loss_percent,
-            backend=result.backend,
-            **context,
-        ):
-            raise audit_unavailable()
-        for reply in result.replies:
-            metrics.observe_ping_rtt(reply.rtt_ms / 1000)
-        await ex.respond(200, json.dumps(result.to_dict(), separators=(",", ":")).encode())
+            raise
 
     return Route("POST", PATH, ping, OPERATION)

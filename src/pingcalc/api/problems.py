@@ -51,6 +51,39 @@ class Problem(Exception):
             **self.extensions,
         )
 
+    def document(self, request_id: str | None = None) -> dict[str, Any]:
+        """The problem as a JSON-ready object (one item of a batch answer, say)."""
+        return problem_document(
+            self.status,
+            self.detail,
+            kind=self.kind,
+            title=self.title,
+            request_id=request_id,
+            **self.extensions,
+        )
+
+
+def problem_document(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    title: str | None = None,
+    request_id: str | None = None,
+    **extensions: Any,
+) -> dict[str, Any]:
+    """One problem document as an object."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + kind if kind else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extensions)
+    return body
+
 
 def problem_body(
     status: int,
@@ -62,15 +95,9 @@ def problem_body(
     **extensions: Any,
 ) -> bytes:
     """Serialise one problem document."""
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + kind if kind else "about:blank",
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-    }
-    if request_id:
-        body["request_id"] = request_id
-    body.update(extensions)
+    body = problem_document(
+        status, detail, kind=kind, title=title, request_id=request_id, **extensions
+    )
     return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
 
 

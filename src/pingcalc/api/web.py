@@ -2,14 +2,18 @@
 
 The files ship inside the package (`pingcalc/web/static`) and are read once at import. A
 URL name is only ever a key into a fixed table, never part of a filesystem path, so there
-is no directory listing and no path traversal to get wrong.
+is no directory listing and no path traversal to get wrong. One entry is data rather than a
+file: `calc-reference.json`, the calculator's syntax under this server's bounds
+(`pingcalc.calc.syntax_reference`), which the page's help panel shows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import Any
 
 from pingcalc.api.exchange import Exchange
 from pingcalc.api.problems import Problem
@@ -32,6 +36,8 @@ ASSET_TYPES: dict[str, str] = {
 }
 INDEX_NAME = "index.html"
 INDEX_TYPE = "text/html; charset=utf-8"
+REFERENCE_NAME = "calc-reference.json"
+REFERENCE_TYPE = "application/json"
 
 # Assets are revalidated on every use (cheap 304s): a page and a script of different
 # versions must never meet after an upgrade. The page itself is never stored.
@@ -48,9 +54,12 @@ class StaticFile:
     etag: str
 
 
-def _load(name: str, media_type: str) -> StaticFile:
-    body = (files("pingcalc.web") / "static" / name).read_bytes()
+def _file(body: bytes, media_type: str) -> StaticFile:
     return StaticFile(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+
+def _load(name: str, media_type: str) -> StaticFile:
+    return _file((files("pingcalc.web") / "static" / name).read_bytes(), media_type)
 
 
 # Read at import: a missing file fails the start-up, not the first visitor.
@@ -84,15 +93,19 @@ async def index(ex: Exchange) -> None:
     await _serve(ex, INDEX, INDEX_CACHE_CONTROL)
 
 
-async def static_file(ex: Exchange) -> None:
-    """One file of the fixed allow-list."""
-    file = ASSETS.get(ex.path[len(STATIC_PREFIX) :])
-    if file is None:
-        raise Problem(404, "there is no such static file", kind="not-found")
-    await _serve(ex, file, ASSET_CACHE_CONTROL)
+def routes(calc_reference: dict[str, Any]) -> list[Route]:
+    """The page and its files; `calc_reference` is `syntax_reference(bounds)` of this server."""
+    reference = json.dumps(calc_reference, ensure_ascii=True, separators=(",", ":")).encode()
+    assets = {**ASSETS, REFERENCE_NAME: _file(reference, REFERENCE_TYPE)}
 
+    async def static_file(ex: Exchange) -> None:
+        """One file of the fixed allow-list."""
+        file = assets.get(ex.path[len(STATIC_PREFIX) :])
+        if file is None:
+            raise Problem(404, "there is no such static file", kind="not-found")
+        await _serve(ex, file, ASSET_CACHE_CONTROL)
 
-ROUTES = [
-    Route("GET", "/", index),
-    Route("GET", STATIC_PREFIX, static_file, prefix=True),
-]
+    return [
+        Route("GET", "/", index),
+        Route("GET", STATIC_PREFIX, static_file, prefix=True),
+    ]

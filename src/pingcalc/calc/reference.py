@@ -1,7 +1,7 @@
 """The calculator's syntax for its users, as data: operators, functions, constants, bounds.
 
-`syntax_reference()` is what the OpenAPI description, the web page's help panel and the
-README show (`syntax_markdown()` renders it for the first and the last); every example in it
+`syntax_reference()` is what the web page's help panel (as data, `/static/calc-reference.json`)
+and the README show (`syntax_markdown()` renders it for the latter); every example in it
 is evaluated by the tests, so none can drift from what the engine answers.
 """
 

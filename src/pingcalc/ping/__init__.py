@@ -17,6 +17,7 @@ from pingcalc.ping.datagram import DatagramBackend
 from pingcalc.ping.destination import Destination, resolve_name, resolve_target
 from pingcalc.ping.errors import (
     BackendUnavailableError,
+    FamilyUnavailableError,
     NameDeniedError,
     NameNotFoundError,
     NameSyntaxError,
@@ -31,6 +32,7 @@ from pingcalc.ping.errors import (
 )
 from pingcalc.ping.interface import (
     Address,
+    BackendStatus,
     EventSink,
     Family,
     Lost,
@@ -51,17 +53,24 @@ from pingcalc.ping.resolvers import (
     parse_resolver_setting,
     select_resolver,
 )
-from pingcalc.ping.selection import Preference, UnavailableBackend, select_backend
+from pingcalc.ping.selection import (
+    Preference,
+    ReselectingBackend,
+    UnavailableBackend,
+    select_backend,
+)
 from pingcalc.ping.subprocess_backend import SubprocessBackend
 from pingcalc.ping.target import parse_host, parse_target
 
 __all__ = [
     "Address",
+    "BackendStatus",
     "BackendUnavailableError",
     "DatagramBackend",
     "Destination",
     "EventSink",
     "Family",
+    "FamilyUnavailableError",
     "HostName",
     "Lost",
     "NameDeniedError",
@@ -76,6 +85,7 @@ __all__ = [
     "PlanError",
     "Preference",
     "Reply",
+    "ReselectingBackend",
     "ResolutionError",
     "Resolver",
     "ResolverBusyError",

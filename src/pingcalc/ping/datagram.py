@@ -31,6 +31,7 @@ from pingcalc.ping.interface import (
     PingEvent,
     PingResult,
     Reply,
+    ipv6_unavailable,
 )
 
 ICMP_ECHO_REQUEST = 8  # RFC 792
@@ -57,6 +58,9 @@ def open_socket(family: socket.AddressFamily) -> socket.socket:
             "(net.ipv4.ping_group_range)"
         ) from None
     except OSError as exc:
+        no_ipv6 = ipv6_unavailable(exc.errno) if family == socket.AF_INET6 else None
+        if no_ipv6 is not None:
+            raise no_ipv6 from None
         what = "IPv6" if family == socket.AF_INET6 else "IPv4"
         raise BackendUnavailableError(
             f"cannot open a datagram ICMP socket for {what}: {exc.strerror}"
@@ -135,13 +139,18 @@ class _Exchange:
             self._settled()
 
     def send(self, seq: int, address: Address, request_type: int) -> None:
-        """Send echo `seq`; a send error (no route) only means that echo is lost."""
+        """Send echo `seq`; a send error (no route) only means that echo is lost, unless it
+        says the host has no IPv6 at all: that is an error, not 100 % loss."""
         packet = _HEADER.pack(request_type, 0, 0, 0, seq) + self.payload
         self.sent_at[seq] = time.perf_counter()
         loop = asyncio.get_running_loop()
         self.timers.append(loop.call_later(self.timeout, self.expire, seq))
-        with contextlib.suppress(OSError):
+        try:
             self.sock.sendto(packet, (str(address), 0))
+        except OSError as exc:
+            no_ipv6 = ipv6_unavailable(exc.errno) if address.version == 6 else None
+            if no_ipv6 is not None:
+                raise no_ipv6 from None
 
 
 class DatagramBackend(PingBackend):

@@ -11,7 +11,8 @@
      │    ├── ResolverTimeoutError  no answer within the lookup timeout                   504
      │    ├── ResolverBusyError     too many lookups in flight: refused at once           503
      │    └── ResolverFailedError   the resolver failed (SERVFAIL, no server reachable)   502
-     └── BackendUnavailableError    no socket permission, no ping binary, no IPv6         503
+     └── BackendUnavailableError    no socket permission, no ping binary                  503
+          └── FamilyUnavailableError  the host has no IPv6 (no address, route or support)   503
 
 Messages are fixed text plus values we produced (addresses, the checked ASCII name): no
 resolver's or library's own error text reaches a client (it can name internal servers).
@@ -97,5 +98,30 @@ class ResolverFailedError(ResolutionError):
     """The resolver answered with a failure or could not be reached; the cause is not shown."""
 
 
+# What an operator must change when no backend works; safe to tell a client (no path, no id).
+OPERATOR_FIX = (
+    'allow datagram ICMP sockets (sysctl -w net.ipv4.ping_group_range="0 2147483647", or a '
+    "range holding only the service's group) or install iputils-ping"
+)
+
+
 class BackendUnavailableError(PingError):
     """The selected backend cannot send echoes here (permissions, no `ping`, no IPv6)."""
+
+    @property
+    def detail(self) -> str:
+        """What a client is told: what the operator must change (the cause, with paths and
+        the binary's own words, goes to the audit log only)."""
+        return f"this server cannot send pings; the operator must {OPERATOR_FIX}"
+
+
+class FamilyUnavailableError(BackendUnavailableError):
+    """The host has no IPv6 (no address, no route, or disabled); IPv4 may still work.
+
+    A subclass so that every caller that handles an unusable backend handles it, but not a
+    reason to select the backend again: nothing about the backend is wrong.
+    """
+
+    @property
+    def detail(self) -> str:
+        return f"{self}; ping an IPv4 address"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -18,6 +19,7 @@ from typing import Any, Literal
 
 # Re-exported: these lived here before ping/errors.py held every ping error.
 from pingcalc.ping.errors import BackendUnavailableError as BackendUnavailableError
+from pingcalc.ping.errors import FamilyUnavailableError
 from pingcalc.ping.errors import PingError as PingError
 
 Address = IPv4Address | IPv6Address
@@ -27,6 +29,31 @@ Family = Literal[4, 6]
 # Slack added to the time the echoes themselves need, for process start-up (subprocess
 # backend) and scheduling; the deadline still bounds every request (T1499 endpoint DoS).
 DEADLINE_SLACK_SECONDS = 0.5
+
+# errno of a socket or send call -> why the host cannot reach any IPv6 address at all.
+NO_IPV6_ERRNOS = {
+    errno.EAFNOSUPPORT: "IPv6 is disabled in the kernel",
+    errno.EADDRNOTAVAIL: "no IPv6 address, not even ::1",
+    errno.ENETUNREACH: "no IPv6 route to the target",
+}
+
+
+def ipv6_unavailable(code: int | None) -> FamilyUnavailableError | None:
+    """The error for an IPv6 socket or send failure that means "no IPv6 here", else None."""
+    why = NO_IPV6_ERRNOS.get(code or 0)
+    if why is None:
+        return None
+    return FamilyUnavailableError(f"IPv6 is not available on this host ({why})")
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStatus:
+    """Whether pings can be sent now, and if not, why and what the operator must change."""
+
+    available: bool
+    backend: str
+    reason: str
+    fix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +178,10 @@ class PingBackend(ABC):
     """Sends ICMP echo requests to one validated address and collects the replies."""
 
     name: str
+
+    def status(self) -> BackendStatus:
+        """Whether this backend can ping; a backend that could not would not have been chosen."""
+        return BackendStatus(True, self.name, "")
 
     @abstractmethod
     async def ping(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import re
 import signal
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from pingcalc.ping.interface import (
     PingEvent,
     PingResult,
     Reply,
+    ipv6_unavailable,
 )
 
 # iputils refuses intervals below 200 ms to users without CAP_NET_RAW ("cannot flood").
@@ -40,6 +42,12 @@ ENVIRONMENT = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 _REPLY_LINE = re.compile(rb"icmp_seq=(\d+) .*?time[=<]\s*([0-9]+(?:\.[0-9]+)?) ms")
 _SUMMARY_LINE = re.compile(rb"(\d+) packets transmitted, (\d+) (?:packets )?received")
 # stderr of a ping that cannot run at all here, as opposed to a target that does not answer.
+# iputils' stderr for an IPv6 target on a host without IPv6 (its strerror texts) -> errno.
+_NO_IPV6 = {
+    b"Address family not supported": errno.EAFNOSUPPORT,
+    b"Cannot assign requested address": errno.EADDRNOTAVAIL,
+    b"Network is unreachable": errno.ENETUNREACH,
+}
 _UNAVAILABLE = re.compile(
     rb"Operation not permitted|Permission denied|cannot flood|Address family not supported"
     rb"|unknown iface|invalid option|usage:",
@@ -193,6 +201,11 @@ class SubprocessBackend(PingBackend):
         finally:
             if not communicate.done():
                 communicate.cancel()
+        if process.returncode == 2 and address.version == 6:
+            for text, code in _NO_IPV6.items():
+                no_ipv6 = ipv6_unavailable(code) if text in stderr else None
+                if no_ipv6 is not None:
+                    raise no_ipv6
         if process.returncode == 2 and _UNAVAILABLE.search(stderr):
             message = stderr.decode("ascii", "replace").strip().splitlines()
             raise BackendUnavailableError(

@@ -187,17 +187,28 @@ def test_subprocess_backend_passes_no_shell_and_a_minimal_environment(tmp_path: 
 # --- selection -----------------------------------------------------------------------------
 
 
-def test_auto_prefers_datagram_when_permitted(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def fake_ping(tmp_path: Path) -> str:
+    """An executable that stands for the ping binary (selection only checks it may run)."""
+    path = tmp_path / "ping"
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_auto_prefers_datagram_when_permitted(
+    monkeypatch: pytest.MonkeyPatch, fake_ping: str
+) -> None:
     """With ping sockets permitted, no subprocess is used."""
     monkeypatch.setattr(select_module, "probe_datagram", lambda: None)
-    backend, reason = select_backend("auto", ping_path="/usr/bin/ping")
+    backend, reason = select_backend("auto", ping_path=fake_ping)
     assert isinstance(backend, DatagramBackend) and "permitted" in reason
 
 
-def test_auto_falls_back_to_ping_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_falls_back_to_ping_binary(monkeypatch: pytest.MonkeyPatch, fake_ping: str) -> None:
     """Without ping sockets, auto uses the ping binary and says why."""
     monkeypatch.setattr(select_module, "probe_datagram", lambda: "not permitted (sysctl)")
-    backend, reason = select_backend("auto", ping_path="/usr/bin/ping")
+    backend, reason = select_backend("auto", ping_path=fake_ping)
     assert isinstance(backend, SubprocessBackend) and "sysctl" in reason
 
 

@@ -1,0 +1,110 @@
+"""Create the stack's secret directories with the owners and modes the containers need.
+
+Run by deploy/stack/stack.sh inside a throw-away container of the local base image (root,
+no network), because the files must belong to the services' uids and an operator in the
+`docker` group cannot chown on the host. Idempotent: what exists is kept, what is missing is
+made. Standard library only; prints no secret, only `tokens=N` (the tokens file's count) and
+`edge_certificate=changed|same` (a running edge must then reload it).
+
+    /s/pingcalc/  uid 10001, 0700  mounted read-only at /run/secrets in every replica
+        pingcalc_tokens               the tokens file (hashes and scopes)
+        pingcalc_rate_limit_storage   redis://pingcalc:<password>@redis:6379/0?...
+    /s/redis/     uid 999, 0700    mounted read-only at /run/secrets/redis
+        users.acl                     ACL users with SHA-256 password hashes, default off
+        probe.password                the health check's password (PING only)
+    /s/edge/      uid 998, 0700    mounted read-only at /run/secrets/edge
+        server.pem                    certificate chain + key, from /tls (host-generated)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+ROOT = Path("/s")
+TLS = Path("/tls")
+APP, EDGE, REDIS = (10001, 10001), (998, 998), (999, 999)
+# 256-bit passwords: Redis checks them at network speed, so only length stops guessing.
+PASSWORD_BYTES = 32
+REDIS_HOST = "redis:6379"
+# A Redis that accepts but never answers must not hang requests: 1 s timeouts.
+REDIS_OPTIONS = "socket_timeout=1&socket_connect_timeout=1"
+
+
+def write(path: Path, data: str, owner: tuple[int, int]) -> None:
+    """Replace `path` atomically, mode 0600 from the first byte, owned by `owner`."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(data)
+    os.chown(tmp, *owner)
+    os.replace(tmp, path)
+
+
+def directory(name: str, owner: tuple[int, int]) -> Path:
+    path = ROOT / name
+    path.mkdir(mode=0o700, exist_ok=True)
+    os.chown(path, *owner)
+    path.chmod(0o700)
+    return path
+
+
+def acl_user(name: str, password: str, rules: str) -> str:
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    return f"user {name} on #{digest} {rules}\n"
+
+
+def redis_credentials(app: Path, redis: Path) -> None:
+    """The pingcalc and probe users: the ACL file gets hashes, each client its password."""
+    acl, probe, uri = redis / "users.acl", redis / "probe.password", app / "pingcalc_rate_limit_storage"
+    if acl.exists() and probe.exists() and uri.exists():
+        return
+    app_password = secrets.token_hex(PASSWORD_BYTES)
+    probe_password = secrets.token_hex(PASSWORD_BYTES)
+    users = (
+        "user default off\n"
+        # Keys and scripts (the limiters' Lua), no FLUSHALL/CONFIG/KEYS/DEBUG/ACL/SHUTDOWN.
+        + acl_user("pingcalc", app_password, "~* +@all -@dangerous")
+        + acl_user("probe", probe_password, "-@all +ping")
+    )
+    write(acl, users, REDIS)
+    write(probe, probe_password + "\n", REDIS)
+    write(uri, f"redis://pingcalc:{app_password}@{REDIS_HOST}/0?{REDIS_OPTIONS}\n", APP)
+
+
+def edge_certificate(edge: Path) -> bool:
+    """HAProxy reads one file: the certificate (chain) followed by its key. True if it changed."""
+    pem = (TLS / "server.crt").read_text() + (TLS / "server.key").read_text()
+    target = edge / "server.pem"
+    if target.exists() and target.read_text() == pem:
+        return False
+    write(target, pem, EDGE)
+    return True
+
+
+def tokens_count(app: Path) -> int:
+    path = app / "pingcalc_tokens"
+    if not path.exists():
+        write(path, json.dumps({"version": 1, "tokens": []}) + "\n", APP)
+        return 0
+    return len(json.loads(path.read_text() or "{}").get("tokens", []))
+
+
+def main() -> int:
+    os.umask(0o077)
+    app = directory("pingcalc", APP)
+    redis = directory("redis", REDIS)
+    edge = directory("edge", EDGE)
+    redis_credentials(app, redis)
+    changed = edge_certificate(edge)
+    print(f"tokens={tokens_count(app)}")
+    print(f"edge_certificate={'changed' if changed else 'same'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
