@@ -13,9 +13,9 @@ start: `pingcalc serve` and its workers, the CLI) and which configuration files 
 threat stays unverified unless its passing `verified_by` tests together
 - executed at least one body line of every code entry (a line that only a call runs, never
   the `def` that importing the module runs), and
-- used every configuration entry: opened it for reading in this process (an audit hook on
-  `open`; copies made with shutil do not count), passed it as an argument to a tool
-  (an audit hook on `subprocess.Popen`: `compose -f compose.yaml`, `hadolint Dockerfile`), or
+- used every configuration entry: opened it for reading in this process (`open` is watched;
+  copies made with shutil do not count), passed it as an argument to a tool
+  (`subprocess.Popen` is watched: `compose -f compose.yaml`, `hadolint Dockerfile`), or
   handed it over through the `uses_configuration` fixture (what the engine builds the image
   from). A file is a test's own evidence, not something that merely exists.
 Work done while a fixture wider than one test is set up (a module's shared server, the
@@ -42,11 +42,15 @@ A partial run (`pytest tests/unit`) only reports: tests it did not select are "n
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import functools
 import importlib.util
+import io
 import os
 import shutil
 import site
+import subprocess
 import sys
 import tempfile
 import time
@@ -129,6 +133,7 @@ class Reach:
         self._dir: Path | None = None
         self._saved_env: dict[str, str | None] = {}
         self._listening = False
+        self._real: tuple[Any, Any] | None = None
         self.seconds = 0.0
 
     # lifecycle
@@ -166,13 +171,14 @@ class Reach:
                 config_file=str(COVERAGE_CONFIG), data_file=str(self._dir / "cov")
             )
             self._cov.start()
-        sys.addaudithook(self._audit)
+        self._watch()
         self._listening = True
         self.seconds += time.perf_counter() - started
 
     def finish(self) -> Any:
         """Stop measuring; the combined coverage data of every process (None if unmeasured)."""
         self._listening = False
+        self._unwatch()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -266,32 +272,61 @@ class Reach:
             text = os.path.join(os.fsdecode(cwd) if cwd else os.getcwd(), text)
         return os.path.normpath(text)
 
-    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+    def opened(self, path: Any, mode: Any) -> None:
+        """`open(path, mode)` is being called in this process."""
+        if not self._listening or not self.current or isinstance(path, int):
+            return
+        if isinstance(mode, str) and not ("r" in mode or "+" in mode):
+            return  # writing a file is not reading it
+        normal = self._path(path)
+        entry = self._watched(normal) if normal else None
+        if entry is not None and not _copying():
+            self.uses[self.current].add(entry)
+
+    def spawned(self, argv: Any, cwd: Any) -> None:
+        """A process is being started with `argv` in `cwd`: repository files among its
+        arguments are handed to it (`--file=PATH` too)."""
         if not self._listening or not self.current:
             return
-        if event == "open":
-            path, mode, flags = args
-            if isinstance(path, int) or path is None:
-                return
-            if isinstance(mode, str):
-                if not ("r" in mode or "+" in mode):
-                    return
-            elif isinstance(flags, int) and flags & os.O_ACCMODE == os.O_WRONLY:
-                return
-            normal = self._path(path)
+        tokens = [argv] if isinstance(argv, str | bytes | os.PathLike) else list(argv or ())
+        for token in tokens:
+            if isinstance(token, str) and "=" in token and token.startswith("-"):
+                token = token.partition("=")[2]
+            normal = self._path(token, cwd)
             entry = self._watched(normal) if normal else None
-            if entry is not None and not _copying():
+            if entry is not None:
                 self.uses[self.current].add(entry)
-        elif event == "subprocess.Popen":
-            _, argv, cwd, _ = args
-            tokens = [argv] if isinstance(argv, str | bytes | os.PathLike) else list(argv or ())
-            for token in tokens:
-                if isinstance(token, str) and "=" in token and token.startswith("-"):
-                    token = token.partition("=")[2]
-                normal = self._path(token, cwd)
-                entry = self._watched(normal) if normal else None
-                if entry is not None:
-                    self.uses[self.current].add(entry)
+
+    def _watch(self) -> None:
+        """Wrap `open` and `subprocess.Popen` for the run (undone by `_unwatch`).
+
+        Not an audit hook (`sys.addaudithook`): a Python hook also runs inside every
+        `sys.settrace` call, which coverage makes in each new thread, and on CPython 3.11 a
+        thread switch in there makes a concurrent thread's `sys.settrace` fail ("Cannot install
+        a trace function while another trace function is being installed")."""
+        reach = self
+        real_open, real_init = io.open, subprocess.Popen.__init__
+
+        @functools.wraps(real_open)
+        def watched_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+            reach.opened(file, mode)
+            return real_open(file, mode, *args, **kwargs)
+
+        @functools.wraps(real_init)
+        def watched_init(popen: Any, args: Any, *rest: Any, **kwargs: Any) -> None:
+            reach.spawned(args, kwargs.get("cwd"))
+            real_init(popen, args, *rest, **kwargs)
+
+        self._real = (real_open, real_init)
+        builtins.open = io.open = watched_open
+        subprocess.Popen.__init__ = watched_init  # type: ignore[method-assign]
+
+    def _unwatch(self) -> None:
+        if self._real is not None:
+            real_open, real_init = self._real
+            builtins.open = io.open = real_open
+            subprocess.Popen.__init__ = real_init  # type: ignore[method-assign]
+            self._real = None
 
 
 def _subprocess_hook_installed() -> bool:
@@ -307,7 +342,7 @@ def _subprocess_hook_installed() -> bool:
 
 def _copying() -> bool:
     """Whether the file is being opened by shutil to copy it (a copy is not a use)."""
-    frame = sys._getframe(2)
+    frame = sys._getframe(3)  # _copying <- opened <- watched_open <- the caller of open
     for _ in range(6):
         if frame is None:
             return False
