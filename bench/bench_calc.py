@@ -254,6 +254,10 @@ def worst_cases(
         ),
         "nested big roundings": _fill("round(" * 40 + "2**4095" + ",-300)" * 40 + "+", length, "1"),
         "big divisions": _fill("2**4095//3**2583+", length, "1"),
+        # The outside attack pass's find: 0, 1 and -1 to 4,096-bit powers (CPython squares once
+        # per bit of the exponent unless the engine answers them directly).
+        "unit bases to huge powers": _fill("1**9**1292+", length, "1"),
+        "minus one to huge powers": _fill("(-1)**9**1292+", length, "1"),
     }
     yield from families.items()
     rng = random.Random(seed)

@@ -11,9 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dns_server import DnsServer, running_dns_server
+from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.settings import Settings, load_settings
-from tests_support import AuditKeys, LiveServer, Tokens, start_server
+from tests_support import AuditKeys, LiveServer, Tokens, clean_env, start_server
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO = Path(__file__).resolve().parent.parent
@@ -41,9 +42,7 @@ def audit_keys(tmp_path: Path) -> AuditKeys:
 @pytest.fixture
 def make_settings(tokens: Tokens, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
     """Settings isolated from the developer's environment and .env file."""
-    for key in list(os.environ):
-        if key.startswith("PINGCALC_"):
-            monkeypatch.delenv(key)
+    clean_env(monkeypatch)
 
     def build(**overrides: Any) -> Settings:
         overrides.setdefault("tokens_file", tokens.path)
@@ -69,6 +68,22 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The real app in process, with the default settings and the `tokens` fixture."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def open_client() -> Iterator[Callable[[Edge], TestClient]]:
+    """Open an in-process client on an app (its lifespan runs); all are closed afterwards."""
+    opened: list[TestClient] = []
+
+    def open_(app: Edge) -> TestClient:
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield open_
+    for client in opened:
+        client.__exit__(None, None, None)
 
 
 @pytest.fixture

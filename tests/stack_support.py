@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from limits import parse
 
 from container_support import DOCKER, REPO, docker, run
+from pingcalc.throttle import Rate
 
 CLIENT_SCRIPT = Path(__file__).resolve().parent / "stack" / "client.py"
 CALC = "/api/v1/calculate"
@@ -49,18 +49,18 @@ SETTINGS = {
 
 def budget(setting: str) -> int:
     """The number of requests a rate setting of the test stack allows per window."""
-    return int(parse(SETTINGS[setting]).amount)
+    return Rate.parse(SETTINGS[setting]).count
 
 
 def refill(setting: str, seconds: float) -> int:
     """Requests a rate-based limiter (GCRA) may add back in `seconds`; 0 for a fixed budget."""
-    item = parse(SETTINGS[setting])
-    return math.floor(seconds * item.amount / item.get_expiry())
+    rate = Rate.parse(SETTINGS[setting])
+    return math.floor(seconds * rate.count / rate.period)
 
 
 def free_subnets(count: int) -> list[ipaddress.IPv4Network]:
     """/24 networks that overlap no network of the engine (other projects, other helpers)."""
-    used = []
+    used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     ids = docker("network", "ls", "-q").stdout.split()
     if ids:
         out = docker("network", "inspect", *ids)
@@ -68,9 +68,9 @@ def free_subnets(count: int) -> list[ipaddress.IPv4Network]:
             for config in (net.get("IPAM") or {}).get("Config") or []:
                 if config.get("Subnet"):
                     used.append(ipaddress.ip_network(config["Subnet"]))
-    free = []
+    free: list[ipaddress.IPv4Network] = []
     for third in range(120, 250):
-        candidate = ipaddress.ip_network(f"172.29.{third}.0/24")
+        candidate = ipaddress.IPv4Network(f"172.29.{third}.0/24")
         if not any(candidate.overlaps(u) for u in used if u.version == 4):
             free.append(candidate)
             if len(free) == count:

@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -19,6 +20,14 @@ import pytest
 from pingcalc.auth import create_token
 
 PINGCALC = str(Path(sys.executable).with_name("pingcalc"))
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any PINGCALC_* setting, plus `extra`: what a
+    child process (server, CLI) gets, so only what a test sets reaches it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    env.update(extra)
+    return env
 
 
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +122,7 @@ def start_server(
 ) -> LiveServer:
     """Start `pingcalc serve` and wait until /healthz answers."""
     port = free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    full_env = process_env()
     full_env.update({"PINGCALC_TOKENS_FILE": str(tokens.path), "PINGCALC_PORT": str(port)})
     full_env.update(env or {})
     log = log_path.open("wb")
@@ -184,3 +193,37 @@ def rss_mib(pid: int) -> float:
 def server_address(server: LiveServer) -> tuple[str, int]:
     host, port = server.url.removeprefix("http://").split(":")
     return host, int(port)
+
+
+# Markers of internals that must never reach a client.
+LEAKS = ("Traceback", 'File "', "site-packages", "pydantic.dev", "pingcalc/", "Exception")
+
+
+class HTTPResponse(Protocol):
+    """What the checks read of a response: httpx's (live server) or httpx2's (TestClient)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self, **kwargs: Any) -> Any: ...
+
+
+def assert_problem(response: HTTPResponse, *statuses: int) -> dict[str, Any]:
+    """`response` is a well-formed RFC 9457 problem with one of `statuses`, carrying its
+    request id and no internals."""
+    assert response.status_code in statuses, (response.status_code, response.text[:300])
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail"} <= set(body)
+    assert body["status"] == response.status_code
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    for leak in LEAKS:
+        assert leak not in response.text, leak
+    return body

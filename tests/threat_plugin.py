@@ -59,7 +59,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 import pytest
@@ -145,14 +145,13 @@ class Reach:
         except ImportError:
             self.error = "coverage.py is not installed (pip install -e '.[dev]')"
             return
-        current = coverage.Coverage.current()
-        if current is not None and current is getattr(coverage.process_startup, "coverage", None):
+        auto = getattr(coverage.process_startup, "coverage", None)
+        if coverage.Coverage.current() is auto and auto is not None:
             # This pytest is itself a process an outer measured run started (a test of the
             # suite): the outer run's start-up measurement steps aside for this run's own.
             with _quiet():
-                current.stop()
-            current = coverage.Coverage.current()
-        if current is not None:
+                auto.stop()
+        if coverage.Coverage.current() is not None:
             self.error = "coverage.py is already measuring this process"
             return
         if not _subprocess_hook_installed():
@@ -319,7 +318,7 @@ class Reach:
 
         self._real = (real_open, real_init)
         builtins.open = io.open = watched_open
-        subprocess.Popen.__init__ = watched_init  # type: ignore[method-assign]
+        subprocess.Popen.__init__ = watched_init  # type: ignore[method-assign, assignment]
 
     def _unwatch(self) -> None:
         if self._real is not None:
@@ -342,7 +341,7 @@ def _subprocess_hook_installed() -> bool:
 
 def _copying() -> bool:
     """Whether the file is being opened by shutil to copy it (a copy is not a use)."""
-    frame = sys._getframe(3)  # _copying <- opened <- watched_open <- the caller of open
+    frame: FrameType | None = sys._getframe(3)  # _copying <- opened <- watched_open <- caller
     for _ in range(6):
         if frame is None:
             return False

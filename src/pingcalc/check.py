@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from pingcalc.auth import TokenStoreError, read_records
+from pingcalc.ping.interface import BackendStatus
 from pingcalc.settings import Settings, parse_networks
 from pingcalc.throttle import RateLimiter, RedisLink, redact_uri
 
@@ -41,10 +42,24 @@ class Environment:
 
     euid: int
     in_container: bool
+    ping: BackendStatus
 
     @classmethod
-    def detect(cls) -> Environment:
-        return cls(euid=os.geteuid(), in_container=_in_container())
+    def detect(cls, settings: Settings) -> Environment:
+        return cls(euid=os.geteuid(), in_container=_in_container(), ping=probe_ping(settings))
+
+
+def probe_ping(settings: Settings) -> BackendStatus:
+    """Whether this process can send pings with the configured backend, and if not, why."""
+    from pingcalc.ping import select_backend
+    from pingcalc.ping.selection import operator_fix
+
+    ping_path = str(settings.ping_binary) if settings.ping_binary else None
+    try:
+        backend, _ = select_backend(settings.ping_backend, ping_path=ping_path)
+    except Exception as exc:  # report any selection failure as a finding, not a traceback
+        return BackendStatus(False, settings.ping_backend, str(exc), operator_fix())
+    return backend.status()
 
 
 def _in_container() -> bool:
@@ -175,7 +190,8 @@ def check_rate_limits(settings: Settings) -> list[Finding]:
             Finding(
                 "warn",
                 "rate-limit",
-                f"{settings.workers} workers with memory:// count limits per worker",
+                f"{settings.workers} workers with memory:// count rate limits per worker (and "
+                "every worker has its own connection caps)",
                 "set PINGCALC_RATE_LIMIT_STORAGE=redis://... to share them",
             )
         )
@@ -248,18 +264,11 @@ def check_audit_key(settings: Settings) -> list[Finding]:
     return findings
 
 
-def check_ping_backend(settings: Settings) -> Finding:
-    from pingcalc.ping import select_backend
-    from pingcalc.ping.selection import operator_fix
-
-    ping_path = str(settings.ping_binary) if settings.ping_binary else None
-    try:
-        backend, reason = select_backend(settings.ping_backend, ping_path=ping_path)
-    except Exception as exc:  # report any selection failure as a finding, not a traceback
-        return Finding("fail", "ping-backend", f"no usable ping backend: {exc}", operator_fix())
-    if backend.name == "unavailable":
-        return Finding("fail", "ping-backend", f"no usable ping backend: {reason}", operator_fix())
-    return Finding("info", "ping-backend", f"{backend.name}: {reason}")
+def check_ping_backend(env: Environment) -> Finding:
+    ping = env.ping
+    if not ping.available:
+        return Finding("fail", "ping-backend", f"no usable ping backend: {ping.reason}", ping.fix)
+    return Finding("info", "ping-backend", f"{ping.backend}: {ping.reason}")
 
 
 async def check_redis(settings: Settings) -> Finding | None:
@@ -279,13 +288,13 @@ async def check_redis(settings: Settings) -> Finding | None:
 
 def run_checks(settings: Settings, env: Environment | None = None) -> list[Finding]:
     """Every check, in report order."""
-    env = env or Environment.detect()
+    env = env or Environment.detect(settings)
     findings = [check_bind(settings, env), check_forwarded(settings), check_user(env)]
     findings += check_tokens(settings)
     findings += check_rate_limits(settings)
     findings.append(check_audit(settings))
     findings += check_audit_key(settings)
-    findings.append(check_ping_backend(settings))
+    findings.append(check_ping_backend(env))
     redis = asyncio.run(check_redis(settings))
     if redis is not None:
         findings.append(redis)

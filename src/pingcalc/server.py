@@ -25,7 +25,7 @@ import resource
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httptools
 import uvicorn
@@ -48,6 +48,14 @@ log = get_logger("pingcalc.server")
 # Descriptors kept free beyond the connection cap: the listening socket, log and audit
 # files, the tokens file, ping sockets and Redis connections.
 RESERVED_DESCRIPTORS = 64
+# Requests one connection may queue behind the one being answered (HTTP/1.1 pipelining).
+# Stops one read of thousands of tiny requests from queuing thousands of request cycles
+# (about 2 KB each): past it, the connection is dropped.
+MAX_PIPELINED = 8
+# Bytes a request may send after its head (body, chunk framing, trailers) before the
+# connection is dropped: the body limit, four times over for chunk framing, plus a head's
+# worth of trailers. Stops trailers (headers after a chunked body) that no head cap sees.
+BODY_FRAMING_FACTOR = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +64,27 @@ class ConnectionLimits:
 
     max_header_bytes: int
     max_headers: int
+    max_body_bytes: int
     read_timeout: float
+    write_timeout: float
     max_connections: int
     max_per_client: int
     trusted_proxies: str
+
+    @property
+    def max_after_head(self) -> int:
+        """Bytes a request may send after its head (see BODY_FRAMING_FACTOR)."""
+        return BODY_FRAMING_FACTOR * self.max_body_bytes + self.max_header_bytes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
         return cls(
             max_header_bytes=settings.max_header_bytes,
             max_headers=settings.max_headers,
+            max_body_bytes=settings.max_body_bytes,
             read_timeout=settings.request_read_timeout_seconds,
+            # A response the client does not read gets as long as a request gets to arrive.
+            write_timeout=settings.request_read_timeout_seconds,
             max_connections=settings.max_connections,
             max_per_client=settings.max_connections_per_client,
             trusted_proxies=settings.forwarded_allow_ips,
@@ -75,6 +93,10 @@ class ConnectionLimits:
 
 class _HeaderLimit(Exception):
     """Raised from a parser callback when a request has too many header fields."""
+
+
+class _PipelineLimit(Exception):
+    """Raised from a parser callback when a connection queues too many requests."""
 
 
 class ConnectionRegistry:
@@ -146,6 +168,8 @@ def _raw_problem(status: int, detail: str, kind: str) -> bytes:
 _PHRASES = {
     400: "Bad Request",
     408: "Request Timeout",
+    413: "Content Too Large",
+    429: "Too Many Requests",
     431: "Request Header Fields Too Large",
 }
 
@@ -162,14 +186,23 @@ class GuardedCycle(RequestResponseCycle):
     """
 
     _head: bytes | None = None
+    write_timeout: float = 10.0
 
     async def send(self, message: Any) -> None:
+        if self.flow.write_paused and not self.disconnected:
+            # A client that stops reading gets `write_timeout` to drain what it was sent
+            # (uvicorn would wait for ever, holding the cycle and every request queued
+            # behind it).
+            try:
+                await asyncio.wait_for(self.flow.drain(), self.write_timeout)
+            except TimeoutError:
+                self.disconnected = True
+                self.transport.abort()
+                return
         head = message.get("pingcalc.head")
         if head is None and self._head is None:
             await super().send(message)
             return
-        if self.flow.write_paused and not self.disconnected:
-            await self.flow.drain()
         if self.disconnected:
             return
         if head is not None:
@@ -221,6 +254,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._tail = b""  # the last bytes of the head so far: "\r\n\r\n" may span reads
         self._header_count = 0
         self._began = False  # a new message began since the last one completed
+        self._after_head = 0  # bytes of the current request after its head
+        self._running: RequestResponseCycle | None = None  # the cycle being answered
 
     # --- connection lifetime ------------------------------------------------------------
 
@@ -236,7 +271,17 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.registry.remove(self)
         self._cancel_deadline()
+        # uvicorn marks only the newest cycle; the one being answered and any queued behind
+        # it must learn it too, or they write to a closed transport (a false 500).
+        for cycle in (self._running, *(queued for queued, _ in self.pipeline)):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
 
     def evictable(self) -> bool:
         """Idle, or still sending its request: nothing is being answered on it."""
@@ -244,8 +289,18 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def evict(self) -> None:
         self._cancel_deadline()
-        if not self.transport.is_closing():
-            self.transport.close()
+        self._drop()
+
+    def _drop(self) -> None:
+        """Close now: a graceful close waits for unsent data a client may never read."""
+        transport = self.transport
+        if transport.get_write_buffer_size():
+            transport.abort()
+        elif not transport.is_closing():
+            transport.close()
+
+    def timeout_keep_alive_handler(self) -> None:
+        self._drop()
 
     # --- reading --------------------------------------------------------------------------
 
@@ -261,12 +316,19 @@ class GuardedProtocol(HttpToolsProtocol):
                 self._refuse(431, "the request head is too large", "header-too-large")
                 return
             self._tail = joined[-3:]
+        else:
+            self._after_head += len(data)
+            if self._after_head > self.limits.max_after_head:
+                self._refuse(413, "the request is too large", "request-too-large")
+                return
         self._began = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HeaderLimit):
                 self._refuse(431, "the request has too many header fields", "header-too-large")
+            elif isinstance(exc.__context__, _PipelineLimit):
+                self._refuse(429, "too many pipelined requests", "pipeline-limit")
             else:
                 self._refuse(400, "invalid HTTP request", "bad-request")
             return
@@ -302,11 +364,19 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._after_head = 0
+        if (
+            self.cycle is not None
+            and not self.cycle.response_complete
+            and len(self.pipeline) >= MAX_PIPELINED
+        ):
+            raise _PipelineLimit
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and type(cycle) is RequestResponseCycle:
             # Its task has not run yet: it will find GuardedCycle's `send`.
             cycle.__class__ = GuardedCycle
+            cast(GuardedCycle, cycle).write_timeout = self.limits.write_timeout
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -334,7 +404,7 @@ class GuardedProtocol(HttpToolsProtocol):
             self._refuse(408, "the request was not sent in time", "request-timeout")
         else:
             # Nothing sent at all, or a body still trickling while the app waits for it.
-            self.transport.close()
+            self._drop()
 
     def _refuse(self, status: int, detail: str, kind: str) -> None:
         """Answer `status` and close, unless a response is already on the wire."""
@@ -342,16 +412,22 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            if cycle.response_started:
-                self.transport.close()
-                return
-            # The request broke after its head (a bad body framing): the app, already
-            # started, is told the client left, and our answer replaces whatever it would say.
-            cycle.disconnected = True
-            cycle.message_event.set()
-        self.transport.write(_raw_problem(status, detail, kind))
-        self.transport.close()
+        answered = cycle is not None and cycle.response_complete and not self._in_head
+        if answered or (cycle is not None and cycle.response_started and not answered):
+            # This request was already answered (or is being answered): another answer
+            # would read as the next request's. Just drop the connection.
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+            self._drop()
+        else:
+            if cycle is not None and not cycle.response_complete:
+                # The request broke after its head (bad framing): the app, already started,
+                # is told the client left, and our answer replaces whatever it would say.
+                cycle.disconnected = True
+                cycle.message_event.set()
+            self.transport.write(_raw_problem(status, detail, kind))
+            self.transport.close()
         write_event(
             "access",
             request_id=None,

@@ -8,7 +8,6 @@ and the records themselves must never leak a token (information disclosure).
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,15 +16,22 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from ping_fakes import RecordingBackend
+from ping_fakes import RecordingBackend, services_with
+from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.audit import FIXED_FIELDS, verify
-from pingcalc.services import build_services
 from pingcalc.settings import Settings
-from tests_support import PINGCALC, AuditKeys, LiveServer, Tokens, audit_records, file_records
+from tests_support import (
+    PINGCALC,
+    AuditKeys,
+    LiveServer,
+    Tokens,
+    audit_records,
+    file_records,
+    process_env,
+)
 
 Record = dict[str, Any]
 
@@ -47,7 +53,7 @@ def assert_schema(record: Record) -> None:
 class Audited:
     """An in-process app with an audit file; stdout is captured by capsys."""
 
-    app: FastAPI
+    app: Edge
     client: TestClient
     file: Path
     backend: RecordingBackend
@@ -66,24 +72,16 @@ def audited_factory(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     audit_keys: AuditKeys,
+    open_client: Callable[[Edge], TestClient],
 ) -> Callable[..., Audited]:
-    clients: list[TestClient] = []
-
     def build(**overrides: Any) -> Audited:
         file = tmp_path / "audit" / "audit.jsonl"
         settings = make_settings(audit_file=file, audit_key_file=audit_keys.service, **overrides)
-        services = build_services(settings)
         backend = RecordingBackend()
-        services.pinger = backend
-        app = create_app(settings, services=services)
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return Audited(app, client, file, backend, capsys)
+        app = create_app(settings, services=services_with(settings, backend))
+        return Audited(app, open_client(app), file, backend, capsys)
 
-    yield build  # type: ignore[misc]
-    for client in clients:
-        client.__exit__(None, None, None)
+    return build
 
 
 @pytest.fixture
@@ -264,7 +262,7 @@ def test_capacity_rejection_is_audited(
 def run_cli(
     tokens: Tokens, keys: AuditKeys, audit_file: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    env = process_env()
     env.update(keys.env(audit_file), PINGCALC_TOKENS_FILE=str(tokens.path))
     return subprocess.run(
         [PINGCALC, *args], capture_output=True, text=True, env=env, timeout=30, check=True
@@ -302,8 +300,8 @@ def test_token_created_and_revoked_are_audited_without_the_secret(
             assert isinstance(record["uid"], int)
         assert records[0]["scopes"] == ["ping"]
     assert verify([audit_file], audit_keys.verify).ok
-    everything = created.stderr + revoked.stderr + revoked.stdout + audit_file.read_text()
-    assert secret not in everything and secret[3:] not in everything
+    written = created.stderr + revoked.stderr + revoked.stdout + audit_file.read_text()
+    assert secret not in written and secret[3:] not in written
 
 
 def test_server_start_and_stop_are_audited_with_security_settings(

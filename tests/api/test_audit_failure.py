@@ -16,7 +16,6 @@ bits, so a 0500 directory would not stop it):
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -27,12 +26,20 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from ping_fakes import RecordingBackend
+from ping_fakes import RecordingBackend, services_with
+from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.audit import verify
-from pingcalc.services import build_services
 from pingcalc.settings import Settings
-from tests_support import PINGCALC, AuditKeys, LiveServer, Tokens, audit_records, free_port
+from tests_support import (
+    PINGCALC,
+    AuditKeys,
+    LiveServer,
+    Tokens,
+    audit_records,
+    free_port,
+    process_env,
+)
 
 PING = {"target": "127.0.0.1", "count": 1}
 
@@ -51,12 +58,14 @@ def assert_audit_unavailable(response: httpx.Response) -> None:
 
 @pytest.fixture
 def blocked(
-    make_settings: Callable[..., Settings], tmp_path: Path, audit_keys: AuditKeys
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    audit_keys: AuditKeys,
+    open_client: Callable[[Edge], TestClient],
 ) -> Callable[..., Any]:
     """An app whose audit file's parent is a regular file (ENOTDIR for every open)."""
     blocker = tmp_path / "audit"
     blocker.write_text("a file where the audit directory should be\n")
-    clients: list[TestClient] = []
 
     def build(policy: str) -> tuple[TestClient, RecordingBackend, Path]:
         settings = make_settings(
@@ -64,17 +73,11 @@ def blocked(
             audit_key_file=audit_keys.service,
             audit_on_failure=policy,
         )
-        services = build_services(settings)
         backend = RecordingBackend()
-        services.pinger = backend
-        client = TestClient(create_app(settings, services=services), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
+        client = open_client(create_app(settings, services=services_with(settings, backend)))
         return client, backend, blocker
 
-    yield build
-    for client in clients:
-        client.__exit__(None, None, None)
+    return build
 
 
 def test_fail_closed_answers_503_and_is_not_ready(
@@ -146,7 +149,7 @@ def start_in_mount_namespace(
     """`pingcalc serve` in its own mount namespace, with a tmpfs at `audit_dir`."""
     audit_dir.mkdir()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    env = process_env()
     env.update(
         PINGCALC_TOKENS_FILE=str(tokens.path),
         PINGCALC_PORT=str(port),

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from pingcalc.auth import revoke_token
 from pingcalc.settings import Settings
 from probe_app import probe_app
-from tests_support import Tokens
+from tests_support import HTTPResponse, Tokens
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def api(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-def _is_problem(response: object, status: int) -> dict[str, object]:
+def _is_problem(response: HTTPResponse, status: int) -> dict[str, object]:
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, object] = response.json()

@@ -193,7 +193,13 @@ def test_a_body_needs_exactly_one_of_expression_and_expressions(
     both = client.post(URL, json={"expression": "1", "expressions": ["2"]}, headers=headers)
     assert both.status_code == 422
     assert both.json()["detail"] == "give either `expression` or `expressions`, not both"
-    for body in ({}, {"expressions": []}, {"expressions": [1]}, {"expressions": "1+1"}):
+    invalid: list[dict[str, object]] = [
+        {},
+        {"expressions": []},
+        {"expressions": [1]},
+        {"expressions": "1+1"},
+    ]
+    for body in invalid:
         response = client.post(URL, json=body, headers=headers)
         assert response.status_code == 422, body
         assert response.json()["type"] == "urn:pingcalc:problem:validation"

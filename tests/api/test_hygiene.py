@@ -60,7 +60,7 @@ def test_client_request_id_is_recorded_beside_the_servers_own(
 )
 def test_unsafe_request_id_is_replaced(api: TestClient, value: bytes) -> None:
     """An X-Request-ID that could inject headers or log lines is replaced by a fresh id."""
-    response = api.get("/healthz", headers={"X-Request-ID": value})
+    response = api.get("/healthz", headers={b"X-Request-ID": value})
     rid = response.headers["x-request-id"]
     assert rid.encode() != value and len(rid) == 32 and rid.isalnum()
 

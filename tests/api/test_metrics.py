@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from ping_fakes import RecordingBackend
+from ping_fakes import RecordingBackend, services_with
+from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
-from pingcalc.services import build_services
 from pingcalc.settings import Settings
 from tests_support import Tokens
 
@@ -25,21 +25,14 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @pytest.fixture
-def api_factory(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
-    clients: list[TestClient] = []
-
+def api_factory(
+    make_settings: Callable[..., Settings], open_client: Callable[[Edge], TestClient]
+) -> Callable[..., TestClient]:
     def build(**overrides: object) -> TestClient:
         settings = make_settings(**overrides)
-        services = build_services(settings)
-        services.pinger = RecordingBackend()
-        client = TestClient(create_app(settings, services=services), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
+        return open_client(create_app(settings, services_with(settings, RecordingBackend())))
 
-    yield build
-    for client in clients:
-        client.__exit__(None, None, None)
+    return build
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from ping_fakes import FakeApp, RecordingBackend, app_with_backend
+from ping_fakes import RecordingApp, RecordingBackend, app_with_backend
 from pingcalc.ping import UnavailableBackend
 from pingcalc.settings import Settings
 from tests_support import Tokens
@@ -24,17 +24,17 @@ HELD_SECONDS = 1.2
 
 
 @pytest.fixture
-def fake(settings: Settings) -> FakeApp:
+def fake(settings: Settings) -> RecordingApp:
     return app_with_backend(settings, RecordingBackend())
 
 
 @pytest.fixture
-def api(fake: FakeApp) -> Iterator[TestClient]:
+def api(fake: RecordingApp) -> Iterator[TestClient]:
     with TestClient(fake.app, raise_server_exceptions=False) as client:
         yield client
 
 
-def test_ping_returns_result_shape(api: TestClient, fake: FakeApp, tokens: Tokens) -> None:
+def test_ping_returns_result_shape(api: TestClient, fake: RecordingApp, tokens: Tokens) -> None:
     """A valid request answers the documented result and audits the ping."""
     response = api.post(URL, json={"target": "::1", "count": 2}, headers=tokens.header("pinger"))
     assert response.status_code == 200
@@ -69,7 +69,7 @@ def test_ping_uses_default_count_and_settings_bounds(
             api.post(URL, json={"target": "127.0.0.1"}, headers=tokens.header("full")).status_code
             == 200
         )
-    [call] = fake.backend.calls  # type: ignore[attr-defined]
+    [call] = fake.backend.calls
     assert (call.count, call.timeout) == (2, 0.5)
     assert call.deadline >= (call.count - 1) * call.interval + call.timeout
 
@@ -86,7 +86,7 @@ def test_ping_count_above_configured_maximum_is_422(
         assert response.status_code == 422 and "between 1 and 2" in response.json()["detail"]
         ok = api.post(URL, json={"target": "127.0.0.1", "count": 2}, headers=tokens.header("full"))
         assert ok.status_code == 200
-    assert len(fake.backend.calls) == 1  # type: ignore[attr-defined]
+    assert len(fake.backend.calls) == 1
 
 
 def test_no_reply_is_200_with_full_loss(settings: Settings, tokens: Tokens) -> None:
@@ -113,27 +113,27 @@ def test_no_reply_is_200_with_full_loss(settings: Settings, tokens: Tokens) -> N
     ],
 )
 def test_denied_target_is_403_with_reason(
-    target: str, fragment: str, api: TestClient, fake: FakeApp, tokens: Tokens
+    target: str, fragment: str, api: TestClient, fake: RecordingApp, tokens: Tokens
 ) -> None:
     """Internal targets are refused with the reason, audited, and never pinged (SSRF)."""
     response = api.post(URL, json={"target": target}, headers=tokens.header("pinger"))
     assert response.status_code == 403
     body = response.json()
     assert body["type"].endswith("target-denied") and fragment in body["detail"]
-    assert fake.backend.calls == []  # type: ignore[attr-defined]
+    assert fake.backend.calls == []
     [event] = fake.audit_events("ping_rejected")
     assert event["reason"] == "target_denied" and event["category"]
 
 
 def test_global_target_passes_policy_to_fake_backend(
-    api: TestClient, fake: FakeApp, tokens: Tokens
+    api: TestClient, fake: RecordingApp, tokens: Tokens
 ) -> None:
     """A global address is allowed by the policy (the fake backend sends nothing)."""
     response = api.post(
         URL, json={"target": "8.8.8.8", "count": 1}, headers=tokens.header("pinger")
     )
     assert response.status_code == 200
-    assert [str(c.address) for c in fake.backend.calls] == ["8.8.8.8"]  # type: ignore[attr-defined]
+    assert [str(c.address) for c in fake.backend.calls] == ["8.8.8.8"]
 
 
 def test_invalid_target_is_422_problem(api: TestClient, tokens: Tokens) -> None:
@@ -148,7 +148,7 @@ def test_invalid_target_is_422_problem(api: TestClient, tokens: Tokens) -> None:
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", None]
 )
 def test_non_json_body_is_415(
-    content_type: str | None, api: TestClient, fake: FakeApp, tokens: Tokens
+    content_type: str | None, api: TestClient, fake: RecordingApp, tokens: Tokens
 ) -> None:
     """Only JSON bodies are read (no form or text parsing paths)."""
     headers = tokens.header("pinger")
@@ -156,19 +156,21 @@ def test_non_json_body_is_415(
         headers["Content-Type"] = content_type
     response = api.post(URL, content=b'{"target": "127.0.0.1"}', headers=headers)
     assert response.status_code == 415
-    assert fake.backend.calls == []  # type: ignore[attr-defined]
+    assert fake.backend.calls == []
     headers["Content-Type"] = "application/json; charset=utf-8"
     assert api.post(URL, content=b'{"target": "127.0.0.1"}', headers=headers).status_code == 200
 
 
-def test_ping_needs_token_with_ping_scope(api: TestClient, fake: FakeApp, tokens: Tokens) -> None:
+def test_ping_needs_token_with_ping_scope(
+    api: TestClient, fake: RecordingApp, tokens: Tokens
+) -> None:
     """No token is 401, a calculate-only token is 403; neither pings (TM-01)."""
     assert api.post(URL, json={"target": "127.0.0.1"}).status_code == 401
     assert (
         api.post(URL, json={"target": "127.0.0.1"}, headers=tokens.header("calc")).status_code
         == 403
     )
-    assert fake.backend.calls == []  # type: ignore[attr-defined]
+    assert fake.backend.calls == []
 
 
 def test_unavailable_backend_is_503_without_internal_detail(
@@ -220,13 +222,13 @@ def test_concurrency_caps_answer_at_once_and_health_stays_fast(
 
             # First 3 from one token (its cap is 2: one 429), then 4 from two others while
             # those are held (only 2 fit under the total of 4: two 503).
-            results = await asyncio.gather(
-                *(ping("pinger") for _ in range(3)),
-                *(later(name) for name in ("pinger2", "pinger3", "pinger2", "pinger3")),
+            pings, health_seconds = await asyncio.gather(
+                asyncio.gather(
+                    *(ping("pinger") for _ in range(3)),
+                    *(later(name) for name in ("pinger2", "pinger3", "pinger2", "pinger3")),
+                ),
                 health(),
             )
-        pings: list[tuple[httpx.Response, float]] = results[:-1]  # type: ignore[assignment]
-        health_seconds: float = results[-1]  # type: ignore[assignment]
         statuses = sorted(r.status_code for r, _ in pings)
         assert statuses == [200, 200, 200, 200, 429, 503, 503]
         assert sorted(r.status_code for r, _ in pings[:3]) == [200, 200, 429]
@@ -240,7 +242,7 @@ def test_concurrency_caps_answer_at_once_and_health_stays_fast(
         assert health_seconds < HELD_SECONDS / 4
 
     asyncio.run(scenario())
-    assert len(fake.backend.calls) == 4  # type: ignore[attr-defined]
+    assert len(fake.backend.calls) == 4
     rejected = fake.audit_events("capacity_rejected")
     assert len(rejected) == 3 and {e["reason"] for e in rejected} == {
         "ping_capacity",

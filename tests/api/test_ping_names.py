@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dns_server import DnsServer
-from ping_fakes import FakeApp, RecordingBackend, app_with_backend
+from ping_fakes import RecordingApp, RecordingBackend, app_with_backend
 from pingcalc.settings import Settings
 from tests_support import Tokens
 
@@ -26,10 +26,12 @@ LOOKUP_TIMEOUT = 0.5
 
 
 @pytest.fixture
-def named(make_settings: Callable[..., Settings], dns_server: DnsServer) -> Callable[..., FakeApp]:
+def named(
+    make_settings: Callable[..., Settings], dns_server: DnsServer
+) -> Callable[..., RecordingApp]:
     """An app (recording backend) resolving through the test's DNS server."""
 
-    def build(**overrides: Any) -> FakeApp:
+    def build(**overrides: Any) -> RecordingApp:
         settings = make_settings(
             ping_resolver=dns_server.url,
             ping_resolve_timeout_seconds=LOOKUP_TIMEOUT,
@@ -41,22 +43,22 @@ def named(make_settings: Callable[..., Settings], dns_server: DnsServer) -> Call
 
 
 @pytest.fixture
-def fake(named: Callable[..., FakeApp]) -> FakeApp:
+def fake(named: Callable[..., RecordingApp]) -> RecordingApp:
     return named()
 
 
 @pytest.fixture
-def api(fake: FakeApp) -> Iterator[TestClient]:
+def api(fake: RecordingApp) -> Iterator[TestClient]:
     with TestClient(fake.app, raise_server_exceptions=False) as client:
         yield client
 
 
-def _pinged(fake: FakeApp) -> list[str]:
-    return [str(call.address) for call in fake.backend.calls]  # type: ignore[attr-defined]
+def _pinged(fake: RecordingApp) -> list[str]:
+    return [str(call.address) for call in fake.backend.calls]
 
 
 def test_name_is_resolved_once_and_the_answer_names_both_name_and_address(
-    api: TestClient, fake: FakeApp, dns_server: DnsServer, tokens: Tokens
+    api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
 ) -> None:
     """TM-31: one lookup per family; the result and the audit record carry name and address."""
     dns_server.add("good.test", "A", "127.0.0.1")
@@ -85,7 +87,7 @@ def test_name_is_resolved_once_and_the_answer_names_both_name_and_address(
 
 
 def test_family_6_asks_only_for_aaaa_and_pings_the_ipv6_address(
-    api: TestClient, fake: FakeApp, dns_server: DnsServer, tokens: Tokens
+    api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
 ) -> None:
     """`family: 6` restricts the lookup itself, not only the choice of address."""
     dns_server.add("good.test", "A", "127.0.0.1")
@@ -105,11 +107,13 @@ def test_family_6_asks_only_for_aaaa_and_pings_the_ipv6_address(
         ({"target": "::1", "family": 4}, "family: ::1 is an IPv6 address, not IPv4"),
         ({"target": "127.0.0.1", "family": 5}, "family: Input should be 4 or 6"),
         ({"target": "127.0.0.1", "family": "4"}, "family: Input should be 4 or 6"),
+        ({"target": "127.0.0.1", "family": 4.0}, "family: Input should be 4 or 6"),
+        ({"target": "127.0.0.1", "family": True}, "family: Input should be 4 or 6"),
         ({"target": "127.0.0.1", "count": 6}, "count: between 1 and 5 echo requests per ping"),
     ],
 )
 def test_bad_family_or_count_is_a_422_validation_problem(
-    body: dict[str, Any], detail: str, api: TestClient, fake: FakeApp, tokens: Tokens
+    body: dict[str, Any], detail: str, api: TestClient, fake: RecordingApp, tokens: Tokens
 ) -> None:
     """A family that does not fit, or a count out of bounds, is refused before any echo."""
     response = api.post(URL, json=body, headers=tokens.header("pinger"))
@@ -136,7 +140,7 @@ def test_name_with_any_internal_address_is_403_naming_that_address(
     address: str,
     category: str,
     api: TestClient,
-    fake: FakeApp,
+    fake: RecordingApp,
     dns_server: DnsServer,
     tokens: Tokens,
 ) -> None:
@@ -165,7 +169,7 @@ def test_name_with_any_internal_address_is_403_naming_that_address(
 
 
 def test_cname_chain_to_the_metadata_address_is_403(
-    api: TestClient, fake: FakeApp, dns_server: DnsServer, tokens: Tokens
+    api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
 ) -> None:
     """TM-32: a chain of aliases is judged by the addresses it ends at."""
     dns_server.alias("innocent.test", "hop.test")
@@ -179,7 +183,7 @@ def test_cname_chain_to_the_metadata_address_is_403(
 
 
 def test_rebinding_name_is_pinged_at_the_checked_address_and_refused_next_time(
-    api: TestClient, fake: FakeApp, dns_server: DnsServer, tokens: Tokens
+    api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
 ) -> None:
     """TM-31: the first answer is checked and pinged; the flipped answer is never used."""
     dns_server.add("rebind.test", "A", "93.184.216.34")
@@ -207,7 +211,7 @@ def test_lookup_failures_are_problems_without_resolver_text(
     kind: str,
     detail: str,
     api: TestClient,
-    fake: FakeApp,
+    fake: RecordingApp,
     dns_server: DnsServer,
     tokens: Tokens,
 ) -> None:
@@ -232,7 +236,7 @@ def test_lookup_failures_are_problems_without_resolver_text(
 
 
 def test_lookups_past_the_cap_are_503_with_retry_after_at_once(
-    named: Callable[..., FakeApp], dns_server: DnsServer, tokens: Tokens
+    named: Callable[..., RecordingApp], dns_server: DnsServer, tokens: Tokens
 ) -> None:
     """TM-33: with one lookup slot busy on a silent name, the next name is refused at once."""
     dns_server.silent.add("slow.test")
@@ -261,7 +265,7 @@ def test_lookups_past_the_cap_are_503_with_retry_after_at_once(
 
 
 def test_idna_name_is_asked_and_answered_in_its_ascii_form(
-    api: TestClient, fake: FakeApp, dns_server: DnsServer, tokens: Tokens
+    api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
 ) -> None:
     """TM-34: `Bücher.test` is looked up as `xn--bcher-kva.test`, the form the answer names."""
     dns_server.add("xn--bcher-kva.test", "A", "127.0.0.1")
@@ -279,7 +283,7 @@ def test_idna_name_is_asked_and_answered_in_its_ascii_form(
     ids=lambda v: ascii(v)[:20],
 )
 def test_hostile_names_are_422_before_any_query(
-    target: str, api: TestClient, fake: FakeApp, dns_server: DnsServer, tokens: Tokens
+    target: str, api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
 ) -> None:
     """TM-34: option text, shell text, malformed, overlong and IP-like names never reach DNS."""
     dns_server.add("good.test", "A", "127.0.0.1")

@@ -9,7 +9,6 @@ concurrency slot until it ends or its client goes away), TM-11 (one audit record
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import json
 import time
@@ -19,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from ping_fakes import FakeApp, RecordingBackend, app_with_backend
+from ping_fakes import RecordingApp, RecordingBackend, app_with_backend, services_with
+from pingcalc.api.asgi import Message, Scope
 from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.audit import Auditor, StdoutSink
 from pingcalc.ping import UnavailableBackend
-from pingcalc.services import build_services
 from pingcalc.settings import Settings
 from tests_support import Tokens
 
@@ -76,7 +75,7 @@ async def call(
     ]
     if accept is not None:
         headers.append((b"accept", accept.encode()))
-    scope = {
+    scope: Scope = {
         "type": "http",
         "method": "POST",
         "path": URL,
@@ -90,7 +89,7 @@ async def call(
     started = time.monotonic()
     read = False
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal read
         if not read:
             read = True
@@ -98,7 +97,7 @@ async def call(
         await gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if gone.is_set() and not answer.complete:
             return  # a server drops what is sent to a closed connection
         if message["type"] == "http.response.start":
@@ -116,12 +115,12 @@ async def call(
 
 
 @pytest.fixture
-def slow(settings: Settings) -> FakeApp:
+def slow(settings: Settings) -> RecordingApp:
     return app_with_backend(settings, RecordingBackend(spacing=SPACING))
 
 
 def test_each_echo_is_sent_as_it_happens_then_the_ordinary_result(
-    slow: FakeApp, tokens: Tokens
+    slow: RecordingApp, tokens: Tokens
 ) -> None:
     """Three event lines spaced like the echoes, then a line equal to the non-streamed answer."""
     streamed = asyncio.run(call(slow.app, tokens.secrets["pinger"], {"target": "127.0.0.1"}))
@@ -147,9 +146,10 @@ def test_each_echo_is_sent_as_it_happens_then_the_ordinary_result(
     assert times[1] - times[0] >= SPACING * 0.8 and times[2] - times[1] >= SPACING * 0.8
     assert times[3] - times[0] >= 2 * SPACING * 0.8
     assert [e["event"] for e in slow.audit_events() if e["event"].startswith("ping")] == [
+        "ping_started",
         "ping",
         "ping",
-    ]  # one record per request, streamed or not
+    ]  # one result record per request, streamed or not; a stream is on record before it starts
 
 
 @pytest.mark.parametrize(
@@ -157,7 +157,7 @@ def test_each_echo_is_sent_as_it_happens_then_the_ordinary_result(
     [None, "application/json", "*/*", "application/*", f"{NDJSON};q=0", "application/x-ndjsonx"],
 )
 def test_without_asking_for_ndjson_by_name_the_answer_is_unchanged(
-    accept: str | None, slow: FakeApp, tokens: Tokens
+    accept: str | None, slow: RecordingApp, tokens: Tokens
 ) -> None:
     """Only an Accept naming application/x-ndjson (weight above 0) gets the live form."""
     answer = asyncio.run(
@@ -167,7 +167,7 @@ def test_without_asking_for_ndjson_by_name_the_answer_is_unchanged(
     assert len(answer.parts) == 1 and json.loads(answer.body)["target"] == "::1"
 
 
-def test_ndjson_among_other_types_is_streamed(slow: FakeApp, tokens: Tokens) -> None:
+def test_ndjson_among_other_types_is_streamed(slow: RecordingApp, tokens: Tokens) -> None:
     """`application/json;q=0.5, application/x-ndjson` asks for the stream by name."""
     accept = f"application/json;q=0.5, {NDJSON};q=1"
     answer = asyncio.run(
@@ -190,7 +190,33 @@ def test_refusals_before_the_first_echo_keep_their_own_status(
     assert unavailable.status == 503
     assert json.loads(unavailable.body)["type"] == "urn:pingcalc:problem:ping-unavailable"
     assert cause not in unavailable.text and "/opt/internal" not in unavailable.text
-    assert [e["event"] for e in fake.audit_events()] == ["ping_rejected", "ping_failed"]
+    assert [e["event"] for e in fake.audit_events()] == [
+        "ping_rejected",
+        "ping_started",
+        "ping_failed",
+    ]
+
+
+class StartsFail(Auditor):
+    """An auditor whose file fails from the `ping_started` record on (a disk just filled)."""
+
+    def emit(self, event: str, **fields: Any) -> bool:
+        return super().emit(event, **fields) and event != "ping_started"
+
+
+def test_a_stream_that_cannot_be_put_on_record_is_refused_before_any_echo(
+    settings: Settings, tokens: Tokens
+) -> None:
+    """The first audited action after the audit trail fails is a 503 even when it asks for
+    live replies: no echo is sent, no reply is shown (AU-5, the attack pass's F6)."""
+    backend = RecordingBackend(spacing=0.05)
+    app = create_app(
+        settings, services=services_with(settings, backend, StartsFail([StdoutSink(io.StringIO())]))
+    )
+    streamed = asyncio.run(call(app, tokens.secrets["pinger"], {"target": "127.0.0.1", "count": 2}))
+    assert streamed.status == 503
+    assert json.loads(streamed.body)["type"] == "urn:pingcalc:problem:audit-unavailable"
+    assert backend.calls == []
 
 
 class PingRecordsFail(Auditor):
@@ -206,10 +232,8 @@ def test_a_result_that_cannot_be_audited_ends_the_stream_with_a_problem(
     settings: Settings, tokens: Tokens
 ) -> None:
     """Fail-closed mid-stream: the lines sent stay, the last line is a 503 problem, not a result."""
-    services = dataclasses.replace(
-        build_services(settings),
-        pinger=RecordingBackend(spacing=0.05),
-        audit=PingRecordsFail([StdoutSink(io.StringIO())]),
+    services = services_with(
+        settings, RecordingBackend(spacing=0.05), PingRecordsFail([StdoutSink(io.StringIO())])
     )
     app = create_app(settings, services=services)
     token = tokens.secrets["pinger"]
@@ -231,7 +255,7 @@ def test_a_client_that_leaves_mid_stream_frees_its_slot_at_once(
     the echoes stop and a new ping is admitted at once."""
     settings = make_settings(ping_max_per_token=1)
     fake = app_with_backend(settings, RecordingBackend(spacing=1.0))
-    backend: RecordingBackend = fake.backend  # type: ignore[assignment]
+    backend = fake.backend
     token = tokens.secrets["pinger"]
 
     async def scenario() -> tuple[Answer, Answer, Answer, float]:

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from pingcalc.settings import Settings
 from probe_app import probe_app
-from tests_support import Tokens
+from tests_support import Tokens, assert_problem
 
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[TestClient]:
     with TestClient(probe_app(settings), raise_server_exceptions=False) as client:
         yield client
-
-
-def assert_problem(response: object, status: int) -> dict[str, object]:
-    """The response is a well-formed problem document for `status`."""
-    assert response.status_code == status
-    headers = response.headers
-    assert headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert {"type", "title", "status", "detail"} <= set(body)
-    assert body["status"] == status
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body["request_id"] == headers["x-request-id"]
-    return body
 
 
 def test_404_is_problem(api: TestClient) -> None:
@@ -56,7 +43,7 @@ def test_422_names_field_and_reason(api: TestClient, tokens: Tokens) -> None:
     assert body["errors"] == [{"field": "text", "reason": "Field required"}]
     assert "text: Field required" in str(body["detail"])
     body = assert_problem(api.post("/probe/echo", json={"text": "a", "x": 1}, headers=headers), 422)
-    assert any(e["field"] == "x" for e in body["errors"])  # type: ignore[union-attr]
+    assert any(e["field"] == "x" for e in body["errors"])
     assert api.post("/probe/echo", json={"text": "ok"}, headers=headers).json() == {"text": "ok"}
 
 
@@ -96,9 +83,11 @@ def test_500_is_generic_with_request_id(api: TestClient) -> None:
     assert api.get("/healthz").status_code == 200
 
 
-def test_429_is_problem_with_retry_after(make_settings: object, tokens: Tokens) -> None:
+def test_429_is_problem_with_retry_after(
+    make_settings: Callable[..., Settings], tokens: Tokens
+) -> None:
     """Over the per-token limit: 429 problem with Retry-After in seconds."""
-    settings = make_settings(rate_limit_per_token="2/minute")  # type: ignore[operator]
+    settings = make_settings(rate_limit_per_token="2/minute")
     with TestClient(probe_app(settings)) as client:
         headers = tokens.header("pinger")
         assert [client.get("/probe/ping", headers=headers).status_code for _ in range(2)] == [

@@ -39,6 +39,7 @@ from container_support import (
     unavailable,
 )
 from preflight import require
+from tests_support import process_env
 
 BUILD_TIMEOUT_S = 900
 
@@ -146,7 +147,7 @@ def _write_metrics() -> None:
 
 def _create_tokens(path: Path) -> dict[str, str]:
     """Tokens made the way an operator makes them: `pingcalc token create` on the host."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    env = process_env()
     env["PINGCALC_TOKENS_FILE"] = str(path)
     made = {}
     for name, scopes in {
@@ -186,7 +187,7 @@ def stack(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     project = f"pctest{uuid.uuid4().hex[:10]}"
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")},
+        **process_env(),
         "PINGCALC_IMAGE": image.tag,
         "PINGCALC_PUBLISH_PORT": str(port),
         "PINGCALC_SECRETS_DIR": str(secrets_dir),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 
@@ -24,7 +25,7 @@ with urllib.request.urlopen(request, timeout=10) as response:
 """
 
 
-def _inside(stack: Stack, path: str, token: str, body: dict[str, object]) -> dict[str, object]:
+def _inside(stack: Stack, path: str, token: str, body: Mapping[str, object]) -> dict[str, object]:
     out = stack.docker_exec_python(INSIDE_REQUEST, path, stack.tokens[token], json.dumps(body))
     assert out.returncode == 0, out.stderr
     result: dict[str, object] = json.loads(out.stdout)

@@ -67,7 +67,9 @@ def test_image_runs_as_dedicated_user_with_exec_form_entrypoint(image: Image) ->
     assert config["ExposedPorts"] == {"8080/tcp": {}}
     health = config["Healthcheck"]
     assert isinstance(health, dict) and health["Test"][0] == "CMD"  # exec form, not CMD-SHELL
-    env = dict(item.split("=", 1) for item in config["Env"])  # type: ignore[attr-defined]
+    variables = config["Env"]
+    assert isinstance(variables, list)
+    env = dict(item.split("=", 1) for item in variables)
     assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["PYTHONUNBUFFERED"] == "1"
     assert env["PINGCALC_TOKENS_FILE"] == "/run/secrets/pingcalc_tokens"
 

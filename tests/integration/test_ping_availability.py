@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from ping_fakes import OPEN_RANGE, PING_GROUP_RANGE, ping_group_range
-from tests_support import PINGCALC, Tokens, free_port
+from tests_support import PINGCALC, Tokens, free_port, process_env
 
 CLOSED_RANGE = "1 0"  # the kernel's default: no group may open datagram ICMP sockets
 MISSING_BINARY = "/nonexistent/pingcalc-test/ping"
@@ -40,7 +40,7 @@ class TerminalServer:
         self.log_path = workdir / "server.log"
         master, slave = pty.openpty()
         self.master = master
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+        env = process_env()
         env |= {
             "PINGCALC_TOKENS_FILE": str(tokens.path),
             "PINGCALC_PORT": str(self.port),

@@ -25,6 +25,7 @@ from ping_fakes import PING_GROUP_RANGE, datagram_icmp_allowed
 from pingcalc.ping import (
     DatagramBackend,
     PingBackend,
+    PingEvent,
     PingPlan,
     PingResult,
     Reply,
@@ -39,7 +40,7 @@ from pingcalc.ping import (
 from pingcalc.ping import datagram as datagram_module
 from pingcalc.ping.selection import find_ping
 from preflight import require
-from tests_support import PINGCALC, LiveServer
+from tests_support import PINGCALC, LiveServer, process_env
 
 
 def _has_ipv6_loopback() -> bool:
@@ -191,10 +192,14 @@ def test_cli_refuses_rejected_targets_with_exit_2(target: str, fragment: str) ->
 # --- live replies, cancellation and host names ----------------------------------------------
 
 
-def _stamped_stream(backend: PingBackend, target: str, count: int) -> list[tuple[float, object]]:
+# (seconds since start, item) for each item of a stream.
+Stamped = list[tuple[float, PingEvent | PingResult]]
+
+
+def _stamped_stream(backend: PingBackend, target: str, count: int) -> Stamped:
     """(seconds since start, item) for each item of a stream, the result last."""
 
-    async def run() -> list[tuple[float, object]]:
+    async def run() -> Stamped:
         started = time.monotonic()
         stream = backend.stream(
             parse_target(target),
@@ -209,10 +214,13 @@ def _stamped_stream(backend: PingBackend, target: str, count: int) -> list[tuple
     return asyncio.run(run())
 
 
-def _assert_live(stamped: list[tuple[float, object]], target: str, backend: str) -> None:
+def _assert_live(stamped: Stamped, target: str, backend: str) -> None:
     items = [item for _, item in stamped]
-    assert items[:3] == [Reply(seq, items[seq - 1].rtt_ms) for seq in (1, 2, 3)]  # type: ignore[attr-defined]
-    _assert_all_answered(items[3], target, 3, backend)  # type: ignore[arg-type]
+    replies = [item for item in items[:3] if isinstance(item, Reply)]
+    assert replies == items[:3] and [reply.seq for reply in replies] == [1, 2, 3]
+    result = items[3]
+    assert isinstance(result, PingResult)
+    _assert_all_answered(result, target, 3, backend)
     # The first reply was reported while echoes 2 and 3 were still to be sent (0.2 s apart).
     assert stamped[0][0] < stamped[3][0] - 0.25
 
@@ -302,7 +310,7 @@ def test_name_from_etc_hosts_is_pinged_at_its_checked_loopback_address(ping_path
 
 
 def _cli_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    clean = process_env()
     return subprocess.run(
         [PINGCALC, "ping", *args],
         capture_output=True,

@@ -6,7 +6,6 @@ request measures the authentication path and nothing else.
 
 from __future__ import annotations
 
-import json
 import secrets
 import statistics
 import subprocess
@@ -18,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from pingcalc.settings import Settings
 from probe_app import probe_app
-from tests_support import PINGCALC, LiveServer, Tokens
+from tests_support import PINGCALC, LiveServer, Tokens, audit_records
 
 PROTECTED = "/metrics"
 # Generous limits for tests that must not be throttled by accident.
@@ -31,12 +30,6 @@ NO_THROTTLE = {
 TIMING_SAMPLES = 200
 # Below this the difference of medians is scheduler noise on any machine (0.5 ms).
 TIMING_FLOOR_S = 0.0005
-
-
-def _audit(server: LiveServer) -> list[dict[str, object]]:
-    """The server's audit records (JSON lines marked `"log": "audit"`)."""
-    events = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
-    return [event for event in events if event.get("log") == "audit"]
 
 
 def test_missing_or_garbled_authorization_is_rejected(
@@ -65,7 +58,7 @@ def test_missing_or_garbled_authorization_is_rejected(
     ]
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for value in garbled:
-            headers = {} if value is None else {"Authorization": value}
+            headers = {} if value is None else {b"Authorization": value}
             try:
                 response = client.get(PROTECTED, headers=headers)
             except httpx.RemoteProtocolError:
@@ -103,7 +96,7 @@ def test_token_guessing_is_throttled_per_address(
             assert response.json()["reason"] == "auth_failure_limit"
         # Open endpoints are not part of the penalty.
         assert client.get("/healthz").status_code == 200
-    reasons = [record["reason"] for record in _audit(server)]
+    reasons = [record["reason"] for record in audit_records(server.log_text())]
     assert reasons.count("invalid_token") == 5 and "auth_failure_limit" in reasons
 
 
@@ -151,7 +144,9 @@ def test_forwarded_for_header_does_not_change_the_client_address(
             "X-Forwarded-For": "192.0.2.9",
         }
         assert client.get(PROTECTED, headers=valid).status_code == 200
-    addresses = {record["client_ip"] for record in _audit(server) if record["reason"]}
+    addresses = {
+        record["client_ip"] for record in audit_records(server.log_text()) if record["reason"]
+    }
     assert addresses == {"127.0.0.1"}
 
 

@@ -11,7 +11,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import httpx
 import pytest
@@ -97,6 +98,27 @@ def test_too_many_header_fields_are_refused_with_431(live_server: LiveServer) ->
     with socket.create_connection(server_address(live_server), timeout=10) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fine + b"Connection: close\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+
+
+def server_sockets(server: LiveServer) -> int:
+    """How many sockets the server process holds open (its listener included)."""
+    fds = Path(f"/proc/{server.process.pid}/fd")
+    return sum(1 for fd in fds.iterdir() if fd.readlink().name.startswith("socket:"))
+
+
+def ends(sock: socket.socket, within: float = 3.0) -> bool:
+    """Whether the server ends `sock` (EOF or reset) within `within` seconds, reading and
+    discarding whatever it sent before."""
+    sock.setblocking(True)
+    sock.settimeout(within)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def closed_by_peer(sock: socket.socket) -> bool:
@@ -228,3 +250,112 @@ def test_a_request_body_must_arrive_before_the_read_deadline(
         assert "Traceback" not in server.log_text()
     else:
         assert answer.startswith(b"HTTP/1.1 200") and b'"result":42' in answer
+
+
+def test_a_pipelining_flood_is_cut_off_and_memory_stays_bounded(
+    server_factory: Callable[..., LiveServer],
+) -> None:
+    """Thousands of tiny requests sent back to back on connections that never read an answer
+    cannot queue thousands of request cycles (the attack pass's F1: 16 MB grew the server to
+    1.8 GB): past a few queued requests the connection is dropped (T1499)."""
+    server = server_factory(env={"PINGCALC_MAX_CONNECTIONS_PER_CLIENT": "1000"})
+    before = rss_mib(server.process.pid)
+    flood = b"GET /healthz HTTP/1.1\r\n\r\n" * 10_000  # 250 KB per connection
+    socks = []
+    for _ in range(32):
+        sock = socket.create_connection(server_address(server), timeout=5)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        with suppress(OSError):
+            sock.send(flood)
+        socks.append(sock)
+    try:
+        time.sleep(2)
+        assert rss_mib(server.process.pid) - before < 24
+        assert healthz_ok(server)
+        assert server_sockets(server) <= 4  # the listener and the probes, no flooder
+        assert all(ends(sock) for sock in socks)
+    finally:
+        for sock in socks:
+            sock.close()
+    # A modest pipeline is still served, every answer in order.
+    with socket.create_connection(server_address(server), timeout=10) as sock:
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\n\r\n" * 4
+            + b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+        )
+        answers = b""
+        while chunk := sock.recv(65536):
+            answers += chunk
+    assert answers.count(b"HTTP/1.1 200 OK") == 5
+
+
+def test_trailers_cannot_stream_past_the_request_cap(live_server: LiveServer) -> None:
+    """Headers after a chunked body (trailers) are counted too: an endless trailer is cut off
+    and memory stays bounded (the attack pass's F2: 80 MB accepted, +108 MB)."""
+    before = rss_mib(live_server.process.pid)
+    with socket.create_connection(server_address(live_server), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/v1/calculate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: application/json\r\n\r\n0\r\nX-Trailer: "
+        )
+        sent = 0
+        try:
+            while sent < 32 * MIB:
+                sock.sendall(b"a" * 65536)
+                sent += 65536
+        except OSError:
+            pass
+    assert sent < 32 * MIB
+    assert rss_mib(live_server.process.pid) - before < 24
+    assert healthz_ok(live_server)
+
+
+def test_connections_with_unread_answers_are_really_closed(
+    server_factory: Callable[..., LiveServer],
+) -> None:
+    """A client that never reads its answers cannot keep sockets past the caps and deadlines:
+    once the kernel's send queue is full, an expired or evicted connection with answers still
+    in the server's own buffer is aborted, not left to drain for ever (the attack pass's F3:
+    20 sockets held against a per-client cap of 4)."""
+    server = server_factory(
+        env={"PINGCALC_MAX_CONNECTIONS_PER_CLIENT": "4", "PINGCALC_KEEPALIVE_TIMEOUT_SECONDS": "1"}
+    )
+    batch = b"GET /openapi.json HTTP/1.1\r\n\r\n" * 4  # within the pipelining bound
+    socks = []
+    try:
+        for _ in range(7):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+            sock.connect(server_address(server))
+            socks.append(sock)
+            # Enough unread answers to fill the kernel's send queue (a few MB) and more.
+            for _ in range(150):
+                with suppress(OSError):
+                    sock.sendall(batch)
+                time.sleep(0.02)
+        time.sleep(3)  # past the keep-alive expiry
+        held = server_sockets(server)
+        assert held <= 4 + 1, held  # the per-client cap, plus the listener
+        assert healthz_ok(server)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_clients_that_leave_with_queued_answers_are_not_server_errors(
+    live_server: LiveServer,
+) -> None:
+    """Pipelined requests whose client leaves before reading are the client's event (499),
+    never a 500 with a traceback in the log (the attack pass's F5)."""
+    for _ in range(5):
+        sock = socket.create_connection(server_address(live_server), timeout=5)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /openapi.json HTTP/1.1\r\n\r\n" * 4)
+        time.sleep(0.3)
+        sock.close()
+    time.sleep(1)
+    text = live_server.log_text()
+    assert "Traceback" not in text and "unhandled_exception" not in text
+    assert not [r for r in log_records(text) if r.get("status") == 500]
+    assert healthz_ok(live_server)

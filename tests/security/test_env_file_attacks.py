@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from pingcalc.auth import create_token
-from tests_support import PINGCALC, LiveServer, Tokens
+from tests_support import PINGCALC, LiveServer, Tokens, process_env
 
 OTHER_UID = 54321  # a user that is not the one running the tests
 
@@ -64,7 +64,7 @@ def test_dotenv_in_the_working_directory_is_not_read_by_the_server(
 def test_dotenv_in_the_working_directory_is_not_read_by_the_cli(tmp_path: Path) -> None:
     """`pingcalc token list` in a directory with a hostile `.env` lists the operator's file."""
     _attacker_setup(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    env = process_env()
     env["PINGCALC_TOKENS_FILE"] = str(tmp_path / "operator-tokens.json")
     create_token(tmp_path / "operator-tokens.json", "operator", ["calculate"])
     done = subprocess.run(
@@ -83,7 +83,7 @@ def test_dotenv_in_the_working_directory_is_not_read_by_the_cli(tmp_path: Path) 
 def _serve_with_env_file(
     env_file: Path, tokens: Tokens, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    env = process_env()
     env |= {"PINGCALC_TOKENS_FILE": str(tokens.path), "PINGCALC_PORT": "1"}
     if not args:
         env["PINGCALC_ENV_FILE"] = str(env_file)
@@ -161,7 +161,7 @@ def test_explicit_env_file_of_the_operator_configures_the_server(
 def test_env_file_flag_configures_the_cli(tmp_path: Path, tokens: Tokens) -> None:
     """`pingcalc --env-file FILE check --json` reads the operator's file."""
     env_file = _operator_env_file(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    env = process_env()
     env["PINGCALC_TOKENS_FILE"] = str(tokens.path)
     done = subprocess.run(
         [PINGCALC, "--env-file", str(env_file), "check", "--json"],

@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dns_server import DnsServer, running_dns_server
-from ping_fakes import FakeApp, RecordingBackend, app_with_backend
+from ping_fakes import RecordingApp, RecordingBackend, app_with_backend
 from pingcalc.ping import PingError, TargetPolicy, parse_target
 from pingcalc.settings import Settings
 from tests_support import Tokens
@@ -58,7 +58,7 @@ def dns(empty_dns: DnsServer) -> DnsServer:
 @pytest.fixture
 def fake(
     make_settings: Callable[..., Settings], dns: DnsServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[FakeApp]:
+) -> Iterator[RecordingApp]:
     """The app with a recording backend and the tests' resolver; no subprocess may start."""
 
     async def no_subprocess(*args: Any, **kwargs: Any) -> None:
@@ -71,7 +71,7 @@ def fake(
 
 
 @pytest.fixture
-def api(fake: FakeApp) -> Iterator[TestClient]:
+def api(fake: RecordingApp) -> Iterator[TestClient]:
     with TestClient(fake.app, raise_server_exceptions=False) as client:
         yield client
 
@@ -84,7 +84,7 @@ def test_payload_corpus_is_large_and_distinct() -> None:
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=_id)
 def test_ping_rejects_injection_payload_without_calling_backend(
-    payload: str, api: TestClient, fake: FakeApp, dns: DnsServer, tokens: Tokens
+    payload: str, api: TestClient, fake: RecordingApp, dns: DnsServer, tokens: Tokens
 ) -> None:
     """Each hostile target gets a problem+json 4xx and no echo is ever sent."""
     response = api.post("/api/v1/ping", json={"target": payload}, headers=tokens.header("pinger"))
@@ -98,7 +98,7 @@ def test_ping_rejects_injection_payload_without_calling_backend(
         assert body["type"].endswith(("invalid-target", "target-denied")), body
         assert dns.queries == []  # refused before any lookup
     assert body["detail"]
-    assert fake.backend.calls == []  # type: ignore[attr-defined]
+    assert fake.backend.calls == []
     rejected = fake.audit_events("ping_rejected")
     assert rejected and rejected[-1]["outcome"] == "rejected" and rejected[-1]["token"] == "pinger"
 
@@ -130,19 +130,21 @@ def test_engine_refuses_injection_payload(payload: str) -> None:
     ids=lambda b: json.dumps(b)[:40],
 )
 def test_ping_rejects_malformed_body_without_calling_backend(
-    body: dict[str, Any], api: TestClient, fake: FakeApp, tokens: Tokens
+    body: dict[str, Any], api: TestClient, fake: RecordingApp, tokens: Tokens
 ) -> None:
     """Oversized counts, extra options and non-string targets are 422 before any echo."""
     response = api.post("/api/v1/ping", json=body, headers=tokens.header("pinger"))
     assert response.status_code == 422, response.text
-    assert fake.backend.calls == []  # type: ignore[attr-defined]
+    assert fake.backend.calls == []
 
 
-def test_legitimate_target_is_pinged_once(api: TestClient, fake: FakeApp, tokens: Tokens) -> None:
+def test_legitimate_target_is_pinged_once(
+    api: TestClient, fake: RecordingApp, tokens: Tokens
+) -> None:
     """The same endpoint still works for a plain loopback address (the control case)."""
     response = api.post(
         "/api/v1/ping", json={"target": "127.0.0.1", "count": 2}, headers=tokens.header("pinger")
     )
     assert response.status_code == 200, response.text
-    calls = fake.backend.calls  # type: ignore[attr-defined]
+    calls = fake.backend.calls
     assert len(calls) == 1 and str(calls[0].address) == "127.0.0.1" and calls[0].count == 2

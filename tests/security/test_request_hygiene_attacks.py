@@ -14,7 +14,14 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests_support import LiveServer, audit_records, log_records, raw_http, server_address
+from tests_support import (
+    LiveServer,
+    assert_problem,
+    audit_records,
+    log_records,
+    raw_http,
+    server_address,
+)
 
 # A legitimate body for every POST operation; a new operation without one fails the tests.
 SAMPLE_BODIES: dict[str, dict[str, object]] = {
@@ -33,8 +40,6 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
 }
-# Markers of internals that must never reach a client.
-LEAKS = ("Traceback", 'File "', "site-packages", "pydantic.dev", "pingcalc/", "Exception")
 MAX_BODY = 16 * 1024  # the default `max_body_bytes`
 
 
@@ -59,16 +64,6 @@ def client(server: LiveServer) -> Iterator[httpx.Client]:
         yield authenticated
 
 
-def _assert_problem(response: httpx.Response, *statuses: int) -> dict[str, object]:
-    assert response.status_code in statuses, (response.status_code, response.text[:300])
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert body["status"] == response.status_code and body["detail"]
-    for leak in LEAKS:
-        assert leak not in response.text, leak
-    return body
-
-
 @pytest.mark.ping
 def test_oversized_body_is_refused_before_it_is_read(
     server: LiveServer, client: httpx.Client, post_paths: list[str]
@@ -90,7 +85,7 @@ def test_oversized_body_is_refused_before_it_is_read(
                 yield b" " * 4096  # 256 KiB of JSON whitespace, chunked, no Content-Length
 
         streamed = client.post(path, content=stream(), headers={"Content-Type": "application/json"})
-        _assert_problem(streamed, 413)
+        assert_problem(streamed, 413)
         assert client.post(path, json=SAMPLE_BODIES[path]).status_code == 200
     assert server.process.poll() is None
 
@@ -104,7 +99,7 @@ def test_deeply_nested_json_does_not_crash_the_server(
     for path in post_paths:
         for body in ("[" * depth + "]" * depth, '{"a":' * (depth // 5) + "1" + "}" * (depth // 5)):
             response = client.post(path, content=body, headers={"Content-Type": "application/json"})
-            _assert_problem(response, 400, 422)
+            assert_problem(response, 400, 422)
         assert client.post(path, json=SAMPLE_BODIES[path]).status_code == 200
 
 
@@ -132,7 +127,7 @@ def test_malformed_json_is_a_problem_without_internals(
     for path in post_paths:
         for body in MALFORMED_JSON:
             response = client.post(path, content=body, headers={"Content-Type": "application/json"})
-            _assert_problem(response, 400, 422)
+            assert_problem(response, 400, 422)
 
 
 WRONG_CONTENT_TYPES = (
@@ -153,7 +148,7 @@ def test_wrong_content_type_is_refused(client: httpx.Client, post_paths: list[st
         body = json.dumps(SAMPLE_BODIES[path]).encode()
         for content_type in WRONG_CONTENT_TYPES:
             headers = {"Content-Type": content_type} if content_type else {}
-            _assert_problem(client.post(path, content=body, headers=headers), 415)
+            assert_problem(client.post(path, content=body, headers=headers), 415)
         ok = client.post(
             path, content=body, headers={"Content-Type": "application/json; charset=utf-8"}
         )
@@ -193,9 +188,9 @@ def test_request_id_header_cannot_inject(server: LiveServer) -> None:
         assert b"set-cookie" not in head
     # A plain id is recorded beside the server's own for correlation, never instead of it.
     plain = httpx.get(server.url + "/healthz", headers={"X-Request-ID": "req-42.a:b"}, timeout=10)
-    rid = plain.headers["x-request-id"]
-    assert plain.status_code == 200 and rid != "req-42.a:b" and len(rid) == 32
-    assert f'"request_id":"{rid}"' in server.log_text()
+    issued = plain.headers["x-request-id"]
+    assert plain.status_code == 200 and issued != "req-42.a:b" and len(issued) == 32
+    assert f'"request_id":"{issued}"' in server.log_text()
     assert '"client_request_id":"req-42.a:b"' in server.log_text()
 
 
@@ -266,7 +261,10 @@ def test_a_client_leaving_mid_body_is_its_event_not_a_server_error(
         assert client.post("/api/v1/calculate", json={"expression": "1+1"}).status_code == 200
 
 
-@pytest.mark.parametrize("coding", [b"gzip, chunked", b"chunked, gzip", b"identity", b"x"])
+@pytest.mark.parametrize(
+    "coding",
+    [b"gzip, chunked", b"chunked, gzip", b"identity", b"x", b"gzip\r\nTransfer-Encoding: chunked"],
+)
 def test_transfer_codings_other_than_chunked_are_refused(server: LiveServer, coding: bytes) -> None:
     """Only `Transfer-Encoding: chunked` frames a body: anything else is refused, never
     guessed at (request smuggling, compressed bodies past the size limit; TM-20)."""

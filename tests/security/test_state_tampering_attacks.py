@@ -7,6 +7,7 @@ silently ignored (TM-01).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from collections.abc import Callable
@@ -37,6 +38,14 @@ def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
             first = client.post("/api/v1/calculate", json={"expression": "1+1"})
             assert first.status_code == 503, first.text
             assert first.json()["type"].endswith("audit-unavailable")
+            # The streams that still work say what the client really got.
+            refused = [
+                r
+                for r in audit_records(server.log_text())
+                if r["request_id"] == first.headers["x-request-id"]
+            ]
+            assert refused[-1]["event"] == "calculation_rejected"
+            assert refused[-1]["reason"] == "audit_unavailable"
             assert client.get("/readyz").status_code == 503
         finally:
             audit_dir.unlink()
@@ -104,3 +113,49 @@ def test_a_tokens_file_that_stops_parsing_is_reported_once_and_the_last_view_kep
     ]
     assert len(failures) == 2 and len(warnings) == 2
     assert all("malformed" in r["error"] for r in failures)
+
+
+def test_an_audit_file_swapped_for_a_symlink_is_refused(
+    server_factory: Callable[..., LiveServer], tmp_path: Path, audit_keys: AuditKeys
+) -> None:
+    """A symlink to /dev/null in the trail's place would swallow every record while looking
+    writable: it is never followed, so calculations get 503 until the file is back (the attack
+    pass's F9, AU-9)."""
+    audit_dir = tmp_path / "audit"
+    server = server_factory(env=audit_keys.env(audit_dir / "audit.jsonl"))
+    live = audit_dir / "audit.jsonl"
+    with server.client("calc") as client:
+        assert client.post("/api/v1/calculate", json=CALC).status_code == 200
+        saved = tmp_path / "audit.saved"
+        live.rename(saved)
+        live.symlink_to("/dev/null")
+        try:
+            for _ in range(3):
+                assert client.post("/api/v1/calculate", json=CALC).status_code == 503
+            assert client.get("/readyz").status_code == 503
+        finally:
+            live.unlink()
+            saved.rename(live)
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/api/v1/calculate", json=CALC).status_code == 200
+
+
+def test_a_lock_held_on_the_audit_file_fails_closed_instead_of_freezing(
+    server_factory: Callable[..., LiveServer], tmp_path: Path, audit_keys: AuditKeys
+) -> None:
+    """Someone holding a lock on the trail cannot freeze the server: audited actions get 503
+    within a fraction of a second, the probes keep answering, and service resumes when the
+    lock goes (the attack pass's F8, AU-5)."""
+    audit_dir = tmp_path / "audit"
+    server = server_factory(env=audit_keys.env(audit_dir / "audit.jsonl"))
+    with server.client("calc") as client:
+        assert client.post("/api/v1/calculate", json=CALC).status_code == 200
+        with (audit_dir / "audit.jsonl").open("rb") as held:
+            fcntl.flock(held, fcntl.LOCK_SH)
+            started = time.monotonic()
+            refused = client.post("/api/v1/calculate", json=CALC)
+            assert refused.status_code == 503 and time.monotonic() - started < 2
+            assert client.get("/healthz").status_code == 200
+            fcntl.flock(held, fcntl.LOCK_UN)
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/api/v1/calculate", json=CALC).status_code == 200

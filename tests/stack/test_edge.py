@@ -16,6 +16,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 import pytest
@@ -103,7 +104,10 @@ def test_tls_handshake_with_the_generated_ca_succeeds(stack: Stack, name: str) -
         assert tls.version() in {"TLSv1.2", "TLSv1.3"}
         cert = tls.getpeercert()
         assert cert is not None
-        sans = {value for _, value in cert["subjectAltName"]}
+        # cast: ssl documents subjectAltName as ((kind, value), ...) pairs; typeshed gives
+        # every field of a peer certificate one union type.
+        pairs = cast(tuple[tuple[str, str], ...], cert["subjectAltName"])
+        sans = {value for _, value in pairs}
         assert {"127.0.0.1", "localhost", HOSTNAME} <= sans
     # The same edge is not trusted without that CA: it is not a public certificate.
     with pytest.raises(ssl.SSLCertVerificationError):
@@ -230,7 +234,7 @@ def test_client_cannot_spoof_its_address_with_x_forwarded_for(stack: Stack) -> N
 
 
 def _edge_setting(stack: Stack, name: str) -> str:
-    env = dict(e.split("=", 1) for e in stack.inspect(stack.edge)["Config"]["Env"])
+    env: dict[str, str] = dict(e.split("=", 1) for e in stack.inspect(stack.edge)["Config"]["Env"])
     return env[name]
 
 

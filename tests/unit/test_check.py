@@ -11,19 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from pingcalc.check import Environment, Finding, run_checks
+from pingcalc.check import Environment, Finding, probe_ping, run_checks
+from pingcalc.ping.interface import BackendStatus
+from pingcalc.ping.selection import operator_fix
 from pingcalc.settings import Settings
 from preflight import require
 from tests_support import PINGCALC, Tokens, free_port
 
-UNPRIVILEGED = Environment(euid=10001, in_container=False)
+PING_WORKS = BackendStatus(True, "datagram", "datagram ICMP sockets are permitted")
+UNPRIVILEGED = Environment(euid=10001, in_container=False, ping=PING_WORKS)
 
 
 def _by_check(findings: list[Finding], name: str) -> list[Finding]:
     return [f for f in findings if f.check == name]
 
 
-@pytest.mark.ping
 def test_clean_configuration_passes(make_settings: Callable[..., Settings]) -> None:
     """Loopback bind, non-root, 0600 tokens, limits on, fail-closed audit: nothing fails."""
     findings = run_checks(make_settings(), UNPRIVILEGED)
@@ -33,7 +35,7 @@ def test_clean_configuration_passes(make_settings: Callable[..., Settings]) -> N
 
 def test_root_is_a_failure(make_settings: Callable[..., Settings]) -> None:
     """Running as uid 0 is reported with the fix (seed: Elevation of Privilege)."""
-    findings = run_checks(make_settings(), Environment(euid=0, in_container=True))
+    findings = run_checks(make_settings(), Environment(euid=0, in_container=True, ping=PING_WORKS))
     user = _by_check(findings, "user")[0]
     assert user.level == "fail" and "10001" in user.fix
 
@@ -43,7 +45,7 @@ def test_non_loopback_bind_outside_container_fails(make_settings: Callable[..., 
     publish decides, so it passes with a reminder."""
     settings = make_settings(host="0.0.0.0")
     assert _by_check(run_checks(settings, UNPRIVILEGED), "bind")[0].level == "fail"
-    inside = Environment(euid=10001, in_container=True)
+    inside = Environment(euid=10001, in_container=True, ping=PING_WORKS)
     assert _by_check(run_checks(settings, inside), "bind")[0].level == "pass"
 
 
@@ -96,7 +98,26 @@ def test_audit_open_warns(make_settings: Callable[..., Settings]) -> None:
 def test_ping_backend_is_reported(make_settings: Callable[..., Settings]) -> None:
     """The backend in use and why are on their own line."""
     finding = _by_check(run_checks(make_settings(), UNPRIVILEGED), "ping-backend")[0]
-    assert finding.level in ("info", "fail") and finding.message
+    assert finding.level == "info" and "datagram" in finding.message
+
+
+def test_no_ping_backend_fails_with_the_fix(make_settings: Callable[..., Settings]) -> None:
+    """A host where no backend works is a failure naming the cause and the exact fix."""
+    broken = BackendStatus(
+        False, "unavailable", "datagram ICMP sockets are not permitted", operator_fix()
+    )
+    env = Environment(euid=10001, in_container=False, ping=broken)
+    finding = _by_check(run_checks(make_settings(), env), "ping-backend")[0]
+    assert finding.level == "fail" and "not permitted" in finding.message
+    assert "net.ipv4.ping_group_range" in finding.fix and "iputils-ping" in finding.fix
+
+
+def test_the_ping_probe_reports_what_selection_finds(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The real probe: a binary that does not exist, forced as the backend, is unavailable."""
+    status = probe_ping(make_settings(ping_backend="subprocess", ping_binary="/nonexistent/ping"))
+    assert not status.available and status.fix
 
 
 def test_unreachable_redis_fails(make_settings: Callable[..., Settings]) -> None:

@@ -14,13 +14,13 @@ import pytest
 
 from pingcalc import __version__
 from pingcalc.cli import build_parser
-from tests_support import PINGCALC, AuditKeys, file_records
+from tests_support import PINGCALC, AuditKeys, file_records, process_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    clean = process_env()
     clean["PINGCALC_TOKENS_FILE"] = str(tmp_path / "tokens.json")
     return subprocess.run(
         [PINGCALC, *args],
@@ -77,7 +77,7 @@ def test_token_create_keeps_the_audit_line_off_a_terminal(
     reaches the audit file. With `--show-audit` (or a non-terminal stderr) it is shown."""
     audit = tmp_path / "audit.jsonl"
     master, slave = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    env = process_env()
     env |= {"PINGCALC_TOKENS_FILE": str(tmp_path / "tokens.json"), **audit_keys.env(audit)}
     try:
         done = subprocess.run(

@@ -15,6 +15,7 @@ import pytest
 from pingcalc.audit import Auditor, ChainedFileSink, StdoutSink
 from pingcalc.auth import TokenRecord, TokenStore, create_token
 from pingcalc.gate import Client, Gate, Refusal, client_key
+from pingcalc.settings import Scope
 from pingcalc.throttle import PenaltyBox, RateLimiter
 from tests_support import AuditKeys
 
@@ -40,8 +41,10 @@ class World:
             per_token=rates.get("per_token", "100/minute"),
         )
 
-    def admit(self, client: Client, presented: str | None, scope: str = "calculate") -> object:
-        return asyncio.run(self.gate.admit(client, presented, scope))  # type: ignore[arg-type]
+    def admit(
+        self, client: Client, presented: str | None, scope: Scope = "calculate"
+    ) -> TokenRecord | Refusal:
+        return asyncio.run(self.gate.admit(client, presented, scope))
 
 
 def reason(decision: object) -> str:
@@ -115,7 +118,8 @@ def test_audited_scopes_wait_for_the_audit_trail_others_do_not(tmp_path: Path) -
     )
     assert refused.event == "calculation_rejected" and refused.retry_after > 0
     assert isinstance(world.admit(ALICE, world.metrics, "metrics"), TokenRecord)
-    assert world.admit(ALICE, world.metrics, "calculate").status == 403  # type: ignore[attr-defined]
+    out_of_scope = world.admit(ALICE, world.metrics, "calculate")
+    assert isinstance(out_of_scope, Refusal) and out_of_scope.status == 403
 
 
 def test_the_token_limit_comes_last_and_boxes_the_token(tmp_path: Path) -> None:

@@ -57,3 +57,11 @@ def audit_unavailable() -> Problem:
         reason="audit_unavailable",
         retry_after=AUDIT_RETRY_AFTER,
     )
+
+
+def unrecorded(audit: Auditor, event: str, context: dict[str, Any]) -> Problem:
+    """The 503 for an action whose record could not be written durably, once the streams that
+    still work say so: the failed record named an outcome the client never got, so `event`
+    (the action's refusal event) records the answer it really got."""
+    audit.emit(event, outcome="rejected", reason="audit_unavailable", **context)
+    return audit_unavailable()

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
-from pingcalc.api.admission import admit, audit_unavailable, require_json
+from pingcalc.api.admission import admit, audit_unavailable, require_json, unrecorded
 from pingcalc.api.exchange import Exchange
 from pingcalc.api.openapi import (
     AUDIT_DOWN,
@@ -235,7 +235,7 @@ def route(services: Services) -> Route:
                     results.append({"expression": expression, "result": value})
                     recorded = audit.emit("calculation", outcome="success", result=value, **fields)
             if not recorded:
-                raise audit_unavailable()
+                raise unrecorded(audit, "calculation_rejected", fields)
         headers = [(b"retry-after", str(retry_after).encode())] if retry_after else None
         body_out = json.dumps({"results": results}, separators=(",", ":")).encode()
         await ex.respond(200, body_out, headers=headers)
@@ -272,7 +272,7 @@ def route(services: Services) -> Route:
             result = round_significant(result, body.precision)
             context["precision"] = body.precision
         if not audit.emit("calculation", outcome="success", result=result, **context):
-            raise audit_unavailable()
+            raise unrecorded(audit, "calculation_rejected", context)
         out = json.dumps({"expression": expression, "result": result}, separators=(",", ":"))
         await ex.respond(200, out.encode())
 

@@ -155,7 +155,8 @@ class Edge:
             elif name == b"x-forwarded-for":
                 forwarded = value if forwarded is None else forwarded + b"," + value
             elif name == b"transfer-encoding":
-                coding = value
+                # Several lines are one list (RFC 9110 5.3): `gzip` + `chunked` = `gzip, chunked`.
+                coding = value if coding is None else coding + b"," + value
             elif name == b"accept":
                 ex.accept = value
         peer = ex.scope["client"][0] if ex.scope.get("client") else "unknown"

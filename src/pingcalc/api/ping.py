@@ -19,9 +19,11 @@ its slot at once.
 
 Audit: one record per request, written before the answer: `ping` (outcome `success`, or
 `cancelled` after a disconnect), `ping_rejected`, `capacity_rejected` or `ping_failed` (or
-the gate's own refusal). Records of a host name carry the name and the address. If the record
-cannot be written the answer is 503 `audit-unavailable`; on a stream whose lines have already
-gone out, the final line is that problem document instead of the result, and the stream ends
+the gate's own refusal). A live answer also writes `ping_started` before the first echo, so
+nothing is shown to a client unless the request is on record. Records of a host name carry
+the name and the address. If a record cannot be written the answer is 503
+`audit-unavailable`; if the final record of a stream whose lines have already gone out
+fails, the final line is that problem document instead of the result, and the stream ends
 (a client tells them apart by `status`, which only a problem has).
 """
 
@@ -33,7 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pingcalc.api.admission import admit, audit_unavailable, require_json
+from pingcalc.api.admission import admit, audit_unavailable, require_json, unrecorded
 from pingcalc.api.exchange import ClientDisconnected, Exchange
 from pingcalc.api.ping_refusals import refusal
 from pingcalc.api.ping_schema import NDJSON_MEDIA_TYPE, OPERATION, PingRequest
@@ -100,6 +102,11 @@ def route(services: Services) -> Route:
         pinger = services.pinger
         started = False
         result: PingResult | None = None
+        # A live answer starts before the final record can be written, so the stream first
+        # writes a `ping_started` record: no echo goes out, and no reply is shown, unless the
+        # request is on record (fail-closed from the very first action).
+        if live and not audit.emit("ping_started", outcome="started", **context):
+            raise unrecorded(audit, "ping_rejected", context)
         events = plan.stream(pinger, destination)
         try:
             async with contextlib.aclosing(events):
@@ -146,7 +153,7 @@ def route(services: Services) -> Route:
         )
         if not live:
             if not recorded:
-                raise audit_unavailable()
+                raise unrecorded(audit, "ping_rejected", context)
             await ex.respond(200, _json(result.to_dict()))
             return
         if not started:

@@ -7,9 +7,10 @@ clients and for the schema fuzzer.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt, StrictStr, field_validator
+from pydantic_core import PydanticCustomError
 
 from pingcalc.api.openapi import (
     BAD_FORWARDING,
@@ -50,6 +51,15 @@ class PingRequest(BaseModel):
         description="Resolve a host name to IPv4 (4) or IPv6 (6) addresses only; an address "
         "target must be of this family. Without it, a name's IPv4 address is preferred.",
     )
+
+    @field_validator("family", mode="before")
+    @classmethod
+    def _integer_family(cls, value: Any) -> Any:
+        # A Literal compares by equality, so 4.0 would pass as 4 (and True as 1): no floats
+        # or booleans, with the Literal's own message.
+        if isinstance(value, bool | float):
+            raise PydanticCustomError("literal_error", "Input should be 4 or 6")
+        return value
 
 
 class RttModel(BaseModel):

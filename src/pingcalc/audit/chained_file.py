@@ -15,9 +15,11 @@ serialises calls.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +51,9 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # Records name tokens and clients: a directory and files private to the service.
 FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
+# Longest wait for the file's lock, and the pause between tries (see `_lock`).
+LOCK_WAIT_SECONDS = 0.2
+LOCK_RETRY_SECONDS = 0.001
 
 Notice = Callable[[dict[str, Any]], None]
 
@@ -292,8 +297,14 @@ class ChainedFileSink:
 
     def _open(self) -> int:
         self.path.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        self._fd = os.open(self.path, flags, FILE_MODE)
+        # Never through a symlink, and only a regular file: a link to /dev/null (or a FIFO)
+        # in place of the trail would swallow every record while looking writable.
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(self.path, flags, FILE_MODE)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "the audit file is not a regular file", str(self.path))
+        self._fd = fd
         self._offset = -1  # unknown: the tail is read under the lock before the first write
         return self._fd
 
@@ -315,10 +326,11 @@ class ChainedFileSink:
         """Lock the open file, still the one at `path` (not rotated away); its size."""
         while True:
             fd = self._fd if self._fd is not None else self._open()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _lock(fd, self.name)
             try:
-                # Per record: os.stat costs a fraction of Path.stat.
-                current = os.stat(self.name)  # noqa: PTH116
+                # Per record: os.lstat costs a fraction of Path.lstat; a link in the file's
+                # place is not the file (it is refused when reopened).
+                current = os.lstat(self.name)
                 mine = os.fstat(fd)
             except OSError:
                 # The file or its directory was removed or replaced: this record fails now.
@@ -339,11 +351,28 @@ class ChainedFileSink:
         number = int(older[-1].name.rsplit(".", 1)[1]) + 1 if older else 1
         self.path.replace(self.path.with_name(f"{self.path.name}.{number}"))
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        new_fd = os.open(self.path, flags, FILE_MODE)
-        fcntl.flock(new_fd, fcntl.LOCK_EX)
+        new_fd = os.open(self.path, flags | os.O_NOFOLLOW, FILE_MODE)
+        _lock(new_fd, self.name)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
         self._fd = new_fd
+
+
+def _lock(fd: int, name: str) -> None:
+    """The file's exclusive lock, waiting at most LOCK_WAIT_SECONDS: the writers (workers, the
+    CLI) hold it for microseconds, so a longer wait means someone else holds it on purpose,
+    and the event loop must not freeze behind them. Failing is fail-closed (503), not a hang."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise OSError(
+                    errno.EAGAIN, "the audit file is locked by another process", name
+                ) from None
+            time.sleep(LOCK_RETRY_SECONDS)
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:

@@ -117,6 +117,13 @@ def _binary_ops(max_bits: int, check: Callable[[object], Number]) -> dict[str, B
         return check(a % b)
 
     def power(a: Number, b: Number) -> Number:
+        # A base of 0 or +-1 to a non-negative integer power is answered directly: CPython
+        # would still square and multiply once per bit of a 4,096-bit exponent (35 us a
+        # term, so a 1,000-character expression of them took 3 ms).
+        if a.__class__ is int and b.__class__ is int and b >= 0 and -1 <= a <= 1:
+            if b == 0:
+                return 1
+            return a if a != -1 or b & 1 else 1
         # For |a| >= 2 the result has more than b bits, and about b * log2|a|: refuse
         # before computing. The estimate has a bit of float slack; `check` is exact.
         if (

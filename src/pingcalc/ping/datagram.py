@@ -21,6 +21,7 @@ import socket
 import struct
 import time
 from ipaddress import IPv4Address
+from typing import Protocol
 
 from pingcalc.ping.interface import (
     Address,
@@ -73,12 +74,20 @@ def _ignore(event: PingEvent) -> None:
     """The event sink of a caller that only wants the result."""
 
 
+class _EchoSocket(Protocol):
+    """What an exchange uses of its socket (a plain `socket.socket`, or a stand-in)."""
+
+    def recv(self, size: int, /) -> bytes: ...
+
+    def sendto(self, data: bytes, address: tuple[str, int], /) -> int: ...
+
+
 class _Exchange:
     """The echoes of one request on one socket: what was sent when, what came back."""
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: _EchoSocket,
         *,
         count: int,
         timeout: float,

@@ -9,7 +9,6 @@ Threats: TM-24 (a key left readable lets an intruder re-seal the whole trail) an
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pingcalc.audit import Auditor, ChainedFileSink, StdoutSink, rotated_paths
 from pingcalc.audit.keys import read_initial_key, read_state_header, state_path
 from pingcalc.check import check_audit_key
 from pingcalc.settings import Settings, SettingsError
-from tests_support import PINGCALC, AuditKeys, LiveServer, Tokens, audit_records
+from tests_support import PINGCALC, AuditKeys, LiveServer, Tokens, audit_records, process_env
 
 
 def test_an_audit_file_without_a_key_is_refused_at_start(
@@ -32,7 +31,7 @@ def test_an_audit_file_without_a_key_is_refused_at_start(
     start (no unsealed trail)."""
     with pytest.raises(SettingsError, match=r"PINGCALC_AUDIT_KEY_FILE.*audit keygen"):
         make_settings(audit_file=tmp_path / "audit.jsonl")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    env = process_env()
     env.update(PINGCALC_TOKENS_FILE=str(tokens.path), PINGCALC_AUDIT_FILE=str(tmp_path / "a"))
     run = subprocess.run(
         [PINGCALC, "serve"], env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path
@@ -126,7 +125,7 @@ def test_a_real_server_checkpoints_on_its_interval_and_at_shutdown_and_never_sho
     assert server.stop() == 0
     shipped = [r for r in audit_records(server.log_text()) if r["event"] == "audit_checkpoint"]
     assert len(shipped) >= 4  # three while running, one at shutdown after server_stop
-    cli_env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    cli_env = process_env()
     cli_env.update(audit_keys.env(audit_file), PINGCALC_TOKENS_FILE=str(tokens.path))
     created = subprocess.run(
         [PINGCALC, "token", "create", "ops", "--scope", "ping"],

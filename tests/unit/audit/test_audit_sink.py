@@ -18,11 +18,15 @@ from pathlib import Path
 from pingcalc.audit import (
     Auditor,
     ChainedFileSink,
+    DurableSink,
+    Sink,
     StdoutSink,
     order_files,
     rotated_paths,
     verify,
 )
+from pingcalc.audit.auditor import FailurePolicy
+from pingcalc.audit.chained_file import DEFAULT_MAX_BYTES
 from pingcalc.audit.keys import read_state_header, state_path
 from tests_support import AuditKeys, audit_records, file_records
 
@@ -30,14 +34,18 @@ SMALL = 4096  # the smallest rotation size the settings accept
 
 
 def auditor_for(
-    path: Path, keys: AuditKeys, stream: io.StringIO | None = None, **options: object
+    path: Path,
+    keys: AuditKeys,
+    stream: io.StringIO | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    on_failure: FailurePolicy = "closed",
 ) -> Auditor:
-    max_bytes = int(options.pop("max_bytes", 10 * 1024 * 1024))  # type: ignore[call-overload]
-    sinks = [
+    sinks: list[Sink | DurableSink] = [
         StdoutSink(stream or io.StringIO()),
         ChainedFileSink(path, keys.service, max_bytes=max_bytes),
     ]
-    return Auditor(sinks, **options)  # type: ignore[arg-type]
+    return Auditor(sinks, on_failure=on_failure)
 
 
 def emit_many(auditor: Auditor, count: int, start: int = 0) -> None:

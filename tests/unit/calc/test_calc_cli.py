@@ -6,14 +6,13 @@ expression exits 2 with the error on stderr and nothing on stdout.
 
 from __future__ import annotations
 
-import os
 import subprocess
 
-from tests_support import PINGCALC
+from tests_support import PINGCALC, process_env
 
 
 def _calc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
+    clean = process_env()
     return subprocess.run(
         [PINGCALC, "calc", *args],
         capture_output=True,

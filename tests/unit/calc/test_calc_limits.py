@@ -28,7 +28,7 @@ from pingcalc.settings import Settings, SettingsError
 def test_defaults_match_the_issue_and_the_settings() -> None:
     """The engine's defaults are the documented ones, and the settings build exactly them."""
     assert (DEFAULT_BOUNDS.max_length, DEFAULT_BOUNDS.max_int_bits) == (1000, 4096)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert Bounds.from_mapping(settings.model_dump(), prefix="calc_") == DEFAULT_BOUNDS
     assert build_evaluator(settings).bounds == Evaluator().bounds == DEFAULT_BOUNDS
 
@@ -96,7 +96,8 @@ def test_node_limit_is_checked_before_parsing_long_inputs() -> None:
 )
 def test_integer_size_limit_at_its_boundary(under: str, over: str) -> None:
     """A 4,096-bit result passes; a 4,097-bit one is refused (with the issue's message)."""
-    assert evaluate(under).bit_length() == 4096  # type: ignore[union-attr]
+    result = evaluate(under)
+    assert isinstance(result, int) and result.bit_length() == 4096
     with pytest.raises(CalcLimitError) as caught:
         evaluate(over)
     assert caught.value.message == "result too large (more than 4096 bits)"
@@ -209,3 +210,14 @@ def test_refusals_are_fast(expression: str) -> None:
     with pytest.raises(CalcLimitError):
         evaluate(expression)
     assert time.perf_counter() - started < 0.05
+
+
+@pytest.mark.parametrize("base", [0, 1, -1])
+@pytest.mark.parametrize("exponent", ["0", "1", "2", "9**1292", "9**1292 + 1"])
+def test_unit_bases_to_any_power_are_exact(base: int, exponent: str) -> None:
+    """0, 1 and -1 to a huge integer power are answered exactly (and directly: CPython would
+    square once per bit of a 4,096-bit exponent, TM-08)."""
+    value = eval(exponent, {"__builtins__": {}})  # noqa: S307 - our own literal test input
+    expected = base**value
+    result = Evaluator().evaluate(f"({base})**({exponent})")
+    assert result == expected and type(result) is type(expected)

@@ -7,13 +7,14 @@ import os
 import socket
 import statistics
 import struct
+import subprocess
+import sys
 import time
-from ipaddress import ip_address
+from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 
 import pytest
 
-import pingcalc.ping
 from pingcalc.ping import (
     BackendUnavailableError,
     DatagramBackend,
@@ -33,10 +34,18 @@ LOOPBACK_V4 = ip_address("127.0.0.1")
 LOOPBACK_V6 = ip_address("::1")
 
 
-def test_public_names_are_exported() -> None:
-    """Every name in `pingcalc.ping.__all__` exists, so contributors can rely on the list."""
-    for name in pingcalc.ping.__all__:
-        assert hasattr(pingcalc.ping, name), name
+def test_the_ping_engine_loads_no_http_code() -> None:
+    """`pingcalc.ping` stays HTTP-free: importing it loads no web framework and no part of
+    `pingcalc.api` (the layering that keeps its checks testable without a server)."""
+    probe = (
+        "import sys, pingcalc.ping; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('uvicorn', 'fastapi', 'starlette', 'httptools') or m.startswith('pingcalc.api')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_rtt_stats_match_population_statistics() -> None:
@@ -88,9 +97,9 @@ def test_deadline_grows_with_count_and_timeout() -> None:
 
 def test_argv_is_fixed_and_ends_with_normalised_address() -> None:
     """The argv is a list (no shell), options first, `--`, then only the normalised address."""
-    argv = build_argv(
-        "/usr/bin/ping", ip_address("::ffff:7f00:1").ipv4_mapped, count=3, timeout=1.0, interval=0.2
-    )  # type: ignore[arg-type]
+    mapped = IPv6Address("::ffff:7f00:1").ipv4_mapped
+    assert mapped is not None
+    argv = build_argv("/usr/bin/ping", mapped, count=3, timeout=1.0, interval=0.2)
     assert argv == [
         "/usr/bin/ping",
         "-4",

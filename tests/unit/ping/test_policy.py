@@ -5,11 +5,13 @@ Policy only: nothing here sends a packet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from ipaddress import ip_address, ip_network
 
 import pytest
 
 from pingcalc.ping import TargetDeniedError, TargetPolicy, parse_target
+from pingcalc.settings import Settings
 
 DEFAULT = TargetPolicy()
 
@@ -133,7 +135,7 @@ def test_allow_list_cannot_open_broadcast_multicast_or_unspecified(target: str) 
     assert str(policy.check(parse_target("10.0.0.1"))) == "10.0.0.1"
 
 
-def test_policy_built_from_settings(make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_policy_built_from_settings(make_settings: Callable[..., Settings]) -> None:
     """PINGCALC_PING_ALLOW / PINGCALC_PING_DENY reach the policy the server uses."""
     from pingcalc.services import build_services
 

@@ -63,7 +63,8 @@ def test_reselects_at_most_once_per_interval_and_reports_the_switch_once(
 ) -> None:
     """Many pings while nothing works make one probe per interval, not one each (T1499); the
     first ping after the sysctl opens and the interval passes works, and is reported once."""
-    host, clock, switches = Host(monkeypatch), Clock(), []
+    host, clock = Host(monkeypatch), Clock()
+    switches: list[dict[str, Any]] = []
     backend = ReselectingBackend(
         "auto", ping_path="/nonexistent/ping", on_switch=switches.append, clock=clock
     )
@@ -95,7 +96,8 @@ def test_backend_failing_at_run_time_is_replaced_once(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The chosen backend stops working (sysctl closed later): the binary takes over."""
-    host, clock, switches = Host(monkeypatch), Clock(), []
+    host, clock = Host(monkeypatch), Clock()
+    switches: list[dict[str, Any]] = []
     host.sockets_allowed = True
     binary = tmp_path / "ping"
     binary.write_text("#!/bin/sh\nexit 0\n")
@@ -104,7 +106,7 @@ def test_backend_failing_at_run_time_is_replaced_once(
         "auto", ping_path=str(binary), on_switch=switches.append, clock=clock
     )
     host.sockets_allowed = False
-    host.sent.ping = _refuse  # type: ignore[method-assign]
+    monkeypatch.setattr(host.sent, "ping", _refuse)
     replaced: list[Any] = []
 
     async def fallback(address: Any, **kwargs: Any) -> PingResult:
@@ -131,7 +133,7 @@ def test_no_ipv6_does_not_make_the_backend_unavailable(monkeypatch: pytest.Monke
     async def no_ipv6(*_args: Any, **_kwargs: Any) -> PingResult:
         raise FamilyUnavailableError("IPv6 is not available on this host (no IPv6 address)")
 
-    host.sent.ping = no_ipv6  # type: ignore[method-assign]
+    monkeypatch.setattr(host.sent, "ping", no_ipv6)
     with pytest.raises(FamilyUnavailableError) as caught:
         _ping(backend)
     assert caught.value.detail.endswith("ping an IPv4 address")

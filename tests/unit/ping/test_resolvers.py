@@ -131,7 +131,7 @@ def test_resolvers_take_only_checked_names() -> None:
     """Raw text cannot reach a resolver: only a HostName from check_name is accepted."""
     resolver = SystemResolver(timeout=1.0, max_in_flight=1)
     with pytest.raises(TypeError, match="HostName"):
-        asyncio.run(resolver.resolve("localhost"))  # type: ignore[arg-type]
+        asyncio.run(resolver.resolve("localhost"))  # type: ignore[arg-type]  # the check under test
 
 
 def test_resolver_setting_selects_the_resolver_and_refuses_anything_else() -> None:

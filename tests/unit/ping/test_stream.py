@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 
 from ping_fakes import RecordingBackend
-from pingcalc.ping import Lost, PingResult, Reply, SubprocessBackend
+from pingcalc.ping import Lost, PingEvent, PingResult, Reply, SubprocessBackend
 from pingcalc.ping.datagram import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, _Exchange
 
 LOOPBACK = ip_address("127.0.0.1")
 
 
-def _collect(backend: RecordingBackend | SubprocessBackend, count: int = 3) -> list[object]:
-    async def run() -> list[object]:
+def _collect(
+    backend: RecordingBackend | SubprocessBackend, count: int = 3
+) -> list[PingEvent | PingResult]:
+    async def run() -> list[PingEvent | PingResult]:
         stream = backend.stream(LOOPBACK, count=count, timeout=0.3, interval=0.2, deadline=3.0)
         async with contextlib.aclosing(stream) as events:
             return [item async for item in events]
@@ -41,7 +43,7 @@ def test_stream_reports_lost_echoes_as_timeouts() -> None:
     """No reply is an event too: `Lost(seq)`, shown as `{"event": "timeout"}`."""
     items = _collect(RecordingBackend(answer=False), count=2)
     assert items[:2] == [Lost(1), Lost(2)]
-    assert [i.to_dict() for i in items[:2]] == [  # type: ignore[attr-defined]
+    assert [i.to_dict() for i in items[:2]] == [
         {"event": "timeout", "seq": 1},
         {"event": "timeout", "seq": 2},
     ]
@@ -113,7 +115,7 @@ def test_datagram_exchange_reports_each_reply_and_expiry_once_as_it_happens() ->
 
     async def scenario() -> None:
         exchange = _Exchange(
-            _Socket(ours),  # type: ignore[arg-type]
+            _Socket(ours),
             count=2,
             timeout=0.2,
             reply_type=ICMP_ECHO_REPLY,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TypedDict
 
 import yaml
 
@@ -14,14 +15,26 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 TAKES_SERVICES = {"logs", "exec", "ps", "restart", "stop", "start", "up", "run", "kill", "top"}
 
 
-def _compose() -> dict[str, object]:
-    data: dict[str, object] = yaml.safe_load((REPO / "compose.yaml").read_text())
+class ComposeService(TypedDict, total=False):
+    """The part of a compose.yaml service these tests read."""
+
+    ports: list[str]
+
+
+class ComposeFile(TypedDict):
+    """The part of compose.yaml these tests read."""
+
+    services: dict[str, ComposeService]
+
+
+def _compose() -> ComposeFile:
+    data: ComposeFile = yaml.safe_load((REPO / "compose.yaml").read_text())
     return data
 
 
 def test_compose_commands_in_the_docs_name_services_of_compose_yaml() -> None:
     """Every service a documented compose command names exists in compose.yaml."""
-    services = set(_compose()["services"])  # type: ignore[arg-type]
+    services = set(_compose()["services"])
     seen = 0
     for doc in DOCS:
         for match in re.finditer(
@@ -39,7 +52,7 @@ def test_compose_commands_in_the_docs_name_services_of_compose_yaml() -> None:
 
 def test_documented_container_port_is_the_published_default() -> None:
     """The port the container docs curl is the one compose.yaml publishes by default."""
-    service = _compose()["services"]["pingcalc"]  # type: ignore[index]
+    service = _compose()["services"]["pingcalc"]
     [published] = service["ports"]
     default = re.fullmatch(r"127\.0\.0\.1:\$\{PINGCALC_PUBLISH_PORT:-(\d+)\}:8080", published)
     assert default is not None, published

@@ -12,6 +12,7 @@ import re
 import tomllib
 from importlib import metadata
 from pathlib import Path
+from typing import cast
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -19,8 +20,9 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
 # The image's platform: Linux, CPython 3.11.
-TARGET_ENV = {
-    **default_environment(),
+# cast: `Environment` is a TypedDict whose fields are all str, which mypy widens to object.
+TARGET_ENV: dict[str, str] = {
+    **cast(dict[str, str], default_environment()),
     "sys_platform": "linux",
     "platform_system": "Linux",
     "os_name": "posix",

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import yaml
@@ -113,13 +113,16 @@ def _set_image(image: str, overrides: list[dict[str, str]]) -> str:
 
 def _pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
     kind = obj.get("kind")
+    spec: dict[str, Any]
     if kind == "Pod":
-        return obj["spec"]
-    if kind == "CronJob":
-        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    if kind in WORKLOAD_KINDS:
-        return obj["spec"]["template"]["spec"]
-    return None
+        spec = obj["spec"]
+    elif kind == "CronJob":
+        spec = obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    elif kind in WORKLOAD_KINDS:
+        spec = obj["spec"]["template"]["spec"]
+    else:
+        return None
+    return spec
 
 
 def render_base() -> list[dict[str, Any]]:
@@ -205,7 +208,8 @@ def pingcalc_deployment() -> dict[str, Any]:
 def pingcalc_container() -> dict[str, Any]:
     """The pingcalc container."""
     spec = pingcalc_deployment()["spec"]["template"]["spec"]
-    (container,) = [c for c in spec["containers"] if c["name"] == "pingcalc"]
+    named: list[dict[str, Any]] = [c for c in spec["containers"] if c["name"] == "pingcalc"]
+    (container,) = named
     return container
 
 
@@ -465,12 +469,12 @@ def test_tmp_is_a_bounded_memory_volume() -> None:
     assert tmp["emptyDir"]["sizeLimit"]
 
 
-def test_probes_hit_the_health_endpoints_the_app_serves() -> None:
+def test_probes_hit_the_health_endpoints_the_app_serves(settings: Settings) -> None:
     """A probe on a wrong path would restart healthy pods or route to broken ones (T1499)."""
     from pingcalc.api.health import routes
-    from pingcalc.services import Services
+    from pingcalc.services import build_services
 
-    served = {route.path for route in routes(cast(Services, None))}
+    served = {route.path for route in routes(build_services(settings))}
     container = pingcalc_container()
     port_names = {p["name"]: p["containerPort"] for p in container["ports"]}
     expected = {
@@ -505,7 +509,7 @@ def test_configmap_is_a_valid_pingcalc_configuration(
     (tmp_path / "pingcalc_rate_limit_storage").write_text(
         _example_secret("pingcalc-redis-client")["rate_limit_storage"] + "\n"
     )
-    settings = Settings(_env_file=None, _secrets_dir=tmp_path)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, _secrets_dir=tmp_path)
     assert settings.host == "0.0.0.0"
     assert settings.port == 8080
     assert settings.rate_limit_storage.startswith("redis://pingcalc:")
@@ -572,7 +576,7 @@ def test_service_links_are_disabled_because_they_clash_with_settings(
     # The variable the kubelet injects for a Service named `pingcalc` breaks the settings...
     monkeypatch.setenv("PINGCALC_PORT", "tcp://10.96.0.10:8080")
     with pytest.raises(ValueError, match="port"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
     # ...so every pod turns service links off.
     for workload in workloads():
         spec = _pod_spec(workload)
@@ -817,7 +821,7 @@ def test_redis_accepts_only_pingcalc_and_sends_nothing() -> None:
 
 
 def _raw_images() -> list[str]:
-    images = []
+    images: list[str] = []
     for name in kustomization()["resources"]:
         for doc in load_documents(BASE / name):
             spec = _pod_spec(doc)
