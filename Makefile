@@ -42,8 +42,8 @@ run: venv
 	PINGCALC_TOKENS_FILE=$${PINGCALC_TOKENS_FILE:-$(TOKENS)} $(BIN)/pingcalc serve
 
 lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench threat-model
+	$(BIN)/ruff format --check src tests bench threat-model
 	$(BIN)/bandit -q -c pyproject.toml -r src
 	$(BIN)/hadolint --config .hadolint.yaml Dockerfile deploy/stack/Dockerfile
 	$(BIN)/python threat-model/render.py --check

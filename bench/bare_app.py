@@ -7,7 +7,9 @@ rate limits, audit, access log, request ids or security headers. pingcalc's requ
 server CPU-second over this app's is what every control costs, net of what pingcalc saves
 elsewhere.
 
-Run: `python -m bench.bare_app PORT`.
+Run: `python -m bench.bare_app PORT [HOST]` (HOST 127.0.0.1 by default; the bare-app image
+of bench/bench_container.py passes 0.0.0.0). This file imports nothing from the project, so
+that image holds it alone.
 """
 
 from __future__ import annotations
@@ -54,18 +56,20 @@ def create_bare_app() -> FastAPI:
     return app
 
 
-def main(port: int) -> None:
-    """Serve on 127.0.0.1:`port` under plain uvicorn (httptools, no access log)."""
-    uvicorn.run(
-        create_bare_app(),
-        host="127.0.0.1",
-        port=port,
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
+# Plain uvicorn: httptools, the default loop (uvloop when installed), no log configuration,
+# no access log, no banner. bench/bare_starlette_app.py runs under exactly these.
+UVICORN_OPTIONS: dict[str, Any] = {
+    "http": "httptools",
+    "log_config": None,
+    "access_log": False,
+    "server_header": False,
+}
+
+
+def main(port: int, host: str = "127.0.0.1") -> None:
+    """Serve on `host`:`port` under plain uvicorn (`UVICORN_OPTIONS`)."""
+    uvicorn.run(create_bare_app(), host=host, port=port, **UVICORN_OPTIONS)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), *sys.argv[2:3])

@@ -20,10 +20,11 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from pingcalc.ping import DatagramBackend, PingBackend, SubprocessBackend
+from pingcalc.ping import DatagramBackend, Echoes, PingBackend, SubprocessBackend
 from pingcalc.ping.selection import find_ping, probe_datagram
 
 TARGET = IPv4Address("127.0.0.1")
+ONE_ECHO = Echoes(count=1, timeout=1.0, interval=0.2, deadline=2.0)
 CONCURRENCY = (1, 16, 256)
 # Bounds per cell: the whole benchmark stays under a minute and a few thousand processes.
 MAX_SECONDS = 3.0
@@ -67,7 +68,7 @@ async def _cell(backend: PingBackend, concurrency: int, max_pings: int) -> dict[
         nonlocal issued, answered
         while issued < max_pings and time.perf_counter() < stop_at:
             issued += 1
-            result = await backend.ping(TARGET, count=1, timeout=1.0, interval=0.2, deadline=2.0)
+            result = await backend.ping(TARGET, ONE_ECHO)
             answered += result.received
 
     cpu_before, started = _cpu_seconds(), time.perf_counter()

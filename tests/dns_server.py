@@ -51,6 +51,11 @@ class DnsServer:
         """Answer `name`/`rdtype` with `values` (every time, unless `then` adds more)."""
         self.records.setdefault((name, rdtype), []).append(list(values))
 
+    def add_loopbacks(self, name: str) -> None:
+        """Answer `name` with both loopback addresses: A 127.0.0.1 and AAAA ::1."""
+        self.add(name, "A", "127.0.0.1")
+        self.add(name, "AAAA", "::1")
+
     def then(self, name: str, rdtype: str, *values: str) -> None:
         """The next query of `name`/`rdtype` gets `values` instead (rebinding)."""
         self.add(name, rdtype, *values)

@@ -22,7 +22,7 @@ import pytest
 from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.audit import Auditor, StdoutSink
-from pingcalc.ping import Address, EventSink, Lost, PingBackend, PingResult, Reply
+from pingcalc.ping import Address, Echoes, EventSink, Lost, PingBackend, PingResult, Reply
 from pingcalc.services import Services, build_services
 from pingcalc.settings import Settings
 
@@ -39,10 +39,7 @@ class PingCall:
     """The arguments of one backend call."""
 
     address: Address
-    count: int
-    timeout: float
-    interval: float
-    deadline: float
+    echoes: Echoes
 
 
 @dataclass
@@ -61,16 +58,10 @@ class RecordingBackend(PingBackend):
     cancelled: int = 0
 
     async def ping(
-        self,
-        address: Address,
-        *,
-        count: int,
-        timeout: float,  # noqa: ASYNC109 - the PingBackend signature
-        interval: float,
-        deadline: float,
-        on_event: EventSink | None = None,
+        self, address: Address, echoes: Echoes, on_event: EventSink | None = None
     ) -> PingResult:
-        self.calls.append(PingCall(address, count, timeout, interval, deadline))
+        self.calls.append(PingCall(address, echoes))
+        count = echoes.count
         replies = [Reply(seq, 0.05 * seq) for seq in range(1, count + 1)] if self.answer else []
         try:
             if self.delay:
@@ -84,6 +75,10 @@ class RecordingBackend(PingBackend):
             self.cancelled += 1
             raise
         return PingResult.build(address, sent=count, replies=replies, backend=self.name)
+
+    def pinged(self) -> list[str]:
+        """The addresses of the calls so far, in order, as text."""
+        return [str(call.address) for call in self.calls]
 
 
 @dataclass
@@ -119,6 +114,15 @@ def app_with_backend(settings: Settings, backend: B) -> FakeApp[B]:
     stream = io.StringIO()
     services = services_with(settings, backend, Auditor([StdoutSink(stream)]))
     return FakeApp(create_app(settings, services=services), backend, stream)
+
+
+def ping_script(directory: Path, body: str = "exit 0\n") -> str:
+    """The path of an executable shell script `ping` in `directory` that runs `body`: a
+    stand-in for the system ping that the subprocess backend and selection accept."""
+    script = directory / "ping"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return str(script)
 
 
 @contextmanager

@@ -20,6 +20,10 @@ import pytest
 from pingcalc.auth import create_token
 
 PINGCALC = str(Path(sys.executable).with_name("pingcalc"))
+# The documented keys of a ping result for an IP target (the API's answer, `--json`): pinned.
+PING_RESULT_KEYS = frozenset(
+    {"target", "family", "sent", "received", "loss_percent", "rtt_ms", "replies", "backend"}
+)
 
 
 def process_env(**extra: str) -> dict[str, str]:
@@ -28,6 +32,27 @@ def process_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
     env.update(extra)
     return env
+
+
+def run_pingcalc(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 30,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """`pingcalc ARGS` run to its exit with only the PINGCALC_* settings in `env` (see
+    `process_env`), stdout and stderr captured as text; the caller judges the exit status
+    unless `check`."""
+    return subprocess.run(
+        [PINGCALC, *args],
+        cwd=cwd,
+        env=process_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
 
 
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,6 +94,10 @@ class AuditKeys:
         keys = cls(directory / "audit-service.key", directory / "audit-verify.key")
         keygen(keys.service, keys.verify)
         return keys
+
+    def settings(self, audit_file: Path) -> dict[str, Path]:
+        """The settings of an in-process app that seals `audit_file` with this key."""
+        return {"audit_file": audit_file, "audit_key_file": self.service}
 
     def env(self, audit_file: Path) -> dict[str, str]:
         """The environment of a server that seals `audit_file` with this key."""

@@ -4,19 +4,31 @@
     .venv/bin/python threat-model/render.py --check   # exit 1 if THREAT_MODEL.md is stale
 
 The document has the shape of the two source threat models (STRIDE table, ATT&CK mapping,
-controls mapping, risk summary) plus a "Verified by" column, a table tracing every seed row
-to our threats, and one section per threat. `validate()` is the schema check shared with the
-tests; `seed_rows()` parses the seed documents' tables so a test can prove every row is covered.
+controls mapping, risk summary) plus "Implemented by" and "Verified by" columns, a table
+tracing every seed row to our threats, and one section per threat. `validate()` is the schema
+check shared with the tests and the pytest plugin; `seed_rows()` and `seed_references()` parse
+the seed documents' tables so a test can prove every row, and every NIST, ATT&CK and STRIDE
+reference in it, is carried by a threat that cites the row.
+
+`implemented_by` names what enforces each threat's controls: code as `module.path:QualName`
+(importable; `<locals>` reaches a closure, e.g. `pingcalc.api.deps:require.<locals>.dependency`)
+and configuration as repository paths. `resolve_code()` imports the module, finds the body
+and its lines; the links in THREAT_MODEL.md (`path#Lstart-Lend`) come from there, so moving or
+renaming the code makes `--check` fail until the entry is updated and the file re-rendered.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import inspect
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from types import CodeType
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -68,6 +80,7 @@ REQUIRED = (
     "risk",
     "priority",
     "mitigation",
+    "implemented_by",
     "verified_by",
     "status",
     "sources",
@@ -80,6 +93,13 @@ SECTION_WORDS = (
     ("Risk", "risk"),
 )
 TECHNIQUE_ID = re.compile(r"T\d{4}(?:\.\d{3})?")
+# A NIST SP 800-53 control id, with an optional enhancement: SI-10, IA-5(7).
+NIST_ID = re.compile(r"\b[A-Z]{2}-\d{1,2}(?:\(\d{1,2}\))?")
+# `module.path:QualName`, the qualname possibly reaching into a closure through `<locals>`.
+CODE_ENTRY = re.compile(
+    r"(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<qualname>(?:[A-Za-z_]\w*|<locals>)"
+    r"(?:\.(?:[A-Za-z_]\w*|<locals>))*)"
+)
 NODE_ID = re.compile(r"tests/[\w/.-]+\.py::[\w\[\]:.-]+")
 THREAT_ID = re.compile(r"TM-\d{2}")
 
@@ -102,13 +122,8 @@ def _plain(text: str) -> str:
     return text.replace("**", "").replace("`", "").strip()
 
 
-def seed_rows(name: str, text: str) -> list[str]:
-    """Keys of every table row of a seed document: `name#section/first-column`.
-
-    For ATT&CK rows the key is the technique id (column 2 in both seeds), since the tactic
-    column repeats and the names differ between the documents.
-    """
-    keys: list[str] = []
+def _seed_table(name: str, text: str) -> Iterator[tuple[str, str, list[str]]]:
+    """(row key, section, cells) for every table row of a seed document."""
     section: str | None = None
     header_seen = False
     for line in text.splitlines():
@@ -128,10 +143,36 @@ def seed_rows(name: str, text: str) -> list[str]:
             match = TECHNIQUE_ID.search(cells[1])
             if match is None:
                 raise ValueError(f"{name}: ATT&CK row without a technique id: {line!r}")
-            keys.append(f"{name}#attack/{match.group()}")
+            yield f"{name}#attack/{match.group()}", section, cells
         else:
-            keys.append(f"{name}#{section}/{_plain(cells[0])}")
-    return keys
+            yield f"{name}#{section}/{_plain(cells[0])}", section, cells
+
+
+def seed_rows(name: str, text: str) -> list[str]:
+    """Keys of every table row of a seed document: `name#section/first-column`.
+
+    For ATT&CK rows the key is the technique id (column 2 in both seeds), since the tactic
+    column repeats and the names differ between the documents.
+    """
+    return [key for key, _, _ in _seed_table(name, text)]
+
+
+def seed_references(name: str, text: str) -> dict[str, list[str]]:
+    """Row key -> the NIST, ATT&CK and STRIDE references the row names, e.g. `NIST:SI-3`.
+
+    Every cell is searched for NIST 800-53 ids and ATT&CK technique ids; a STRIDE row names
+    its category in the first column.
+    """
+    found: dict[str, list[str]] = {}
+    for key, section, cells in _seed_table(name, text):
+        refs: list[str] = []
+        if section == "stride" and _plain(cells[0]) in STRIDE:
+            refs.append(f"STRIDE:{_plain(cells[0])}")
+        for cell in cells:
+            refs += [f"ATT&CK:{t}" for t in TECHNIQUE_ID.findall(cell)]
+            refs += [f"NIST:{c}" for c in NIST_ID.findall(cell)]
+        found[key] = list(dict.fromkeys(refs))
+    return found
 
 
 def all_seed_rows(data: dict[str, Any]) -> list[str]:
@@ -142,11 +183,194 @@ def all_seed_rows(data: dict[str, Any]) -> list[str]:
     return keys
 
 
+def all_seed_references(data: dict[str, Any]) -> dict[str, list[str]]:
+    """Row key -> references, for every seed named in the threats file."""
+    refs: dict[str, list[str]] = {}
+    for name, rel in data["seeds"].items():
+        refs.update(seed_references(name, (REPO / rel).read_text(encoding="utf-8")))
+    return refs
+
+
+def threat_references(threat: dict[str, Any]) -> set[str]:
+    """The NIST, ATT&CK and STRIDE references a threat carries, in the seed-reference form."""
+    refs = {f"STRIDE:{category}" for category in threat.get("stride", [])}
+    refs |= {f"ATT&CK:{technique}" for technique in threat.get("attack", [])}
+    for control in threat.get("controls", []):
+        if str(control).startswith("NIST"):
+            refs |= {f"NIST:{c}" for c in NIST_ID.findall(str(control))}
+    return refs
+
+
+def _carries(refs: set[str], wanted: str) -> bool:
+    """A sub-technique (T1059.006) carries its technique (T1059), an enhancement (IA-5(7))
+    its control (IA-5): both are the more specific form of the reference."""
+    return wanted in refs or any(ref.startswith((wanted + ".", wanted + "(")) for ref in refs)
+
+
+def missing_seed_references(data: dict[str, Any]) -> list[str]:
+    """Each seed reference that no threat citing its row carries, one message each.
+
+    `seed_corrections` may replace a reference the seed gets wrong (with its reason): the
+    replacements are then what the citing threats must carry.
+    """
+    corrections = {
+        (c["row"], c["reference"]): list(c["read_as"]) for c in data.get("seed_corrections", [])
+    }
+    problems: list[str] = []
+    for row, refs in all_seed_references(data).items():
+        citing = [t for t in data["threats"] if row in t.get("sources", [])]
+        carried = set().union(*(threat_references(t) for t in citing)) if citing else set()
+        names = ", ".join(str(t["id"]) for t in citing) or "no threat"
+        for ref in refs:
+            kind, _, ident = ref.partition(":")
+            for wanted in corrections.get((row, ident), [ident]):
+                if not _carries(carried, f"{kind}:{wanted}"):
+                    fixed = f" (the seed's {ident}, corrected)" if wanted != ident else ""
+                    shown = f"{kind} {wanted}{fixed}"
+                    problems.append(f"{row}: {shown} is in no threat citing the row ({names})")
+    for correction in data.get("seed_corrections", []):
+        refs = all_seed_references(data).get(correction["row"], [])
+        if not any(r.endswith(":" + correction["reference"]) for r in refs):
+            problems.append(
+                f"seed_corrections: {correction['row']} does not name {correction['reference']}"
+            )
+    return problems
+
+
+# --- implemented_by ------------------------------------------------------------------------
+
+
+class EntryError(ValueError):
+    """An `implemented_by` entry that names nothing real; the message says which and why."""
+
+
+class CodeTarget(NamedTuple):
+    """Where one code entry lives and which of its lines only a call executes."""
+
+    entry: str
+    path: str  # relative to the repository root
+    start: int
+    end: int
+    lines: frozenset[int]  # body lines; never run by importing the module
+
+    @property
+    def link(self) -> str:
+        return f"{self.path}#L{self.start}-L{self.end}"
+
+
+def is_code_entry(entry: str) -> bool:
+    """Code entries are `module:QualName`; anything else is a repository path."""
+    return ":" in entry
+
+
+def _code_objects(code: CodeType) -> Iterator[CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            yield from _code_objects(const)
+
+
+def _is_function(code: CodeType) -> bool:
+    # Module and class bodies run at import; only function bodies wait for a call.
+    return bool(code.co_flags & inspect.CO_OPTIMIZED)
+
+
+def _lines(code: CodeType) -> set[int]:
+    return {line for _, _, line in code.co_lines() if line is not None}
+
+
+def resolve_code(entry: str, root: Path = REPO) -> CodeTarget:
+    """Import the entry's module, find its function or class, and the lines of its body.
+
+    Raises EntryError naming the entry when the module does not import, the qualname does
+    not exist, names no function or class, or the source is outside `root`.
+    """
+    match = CODE_ENTRY.fullmatch(entry)
+    if match is None:
+        raise EntryError(f"{entry!r} is not `module.path:QualName`")
+    module_name, qualname = match["module"], match["qualname"]
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import failure makes the entry stale
+        raise EntryError(
+            f"{entry}: module {module_name} does not import ({type(exc).__name__}: {exc})"
+        ) from None
+    # The importable prefix of the qualname (up to a `<locals>`), as an object when it is
+    # one; pydantic, for one, consumes its validators, which then exist only as code.
+    obj: Any = module
+    missing: str | None = None
+    parts = qualname.split(".")
+    for index, part in enumerate(parts):
+        if part == "<locals>":
+            break
+        try:
+            obj = inspect.getattr_static(obj, part)
+        except AttributeError:
+            missing = ".".join(parts[: index + 1])
+            break
+    source = inspect.getsourcefile(module)
+    try:
+        path = Path(source or "").resolve().relative_to(root.resolve())
+    except ValueError:
+        raise EntryError(f"{entry}: {source} is not in this repository ({root})") from None
+    spec = importlib.util.find_spec(module_name)
+    module_code = spec.loader.get_code(module_name) if spec and spec.loader else None  # type: ignore[attr-defined]
+    if module_code is None:
+        raise EntryError(f"{entry}: no code for module {module_name}")
+    every = list(_code_objects(module_code))
+    found = next((c for c in every if c.co_qualname == qualname), None)
+    home = getattr(obj, "__module__", module_name)
+    if found is None and missing is not None:
+        raise EntryError(f"{entry}: {module_name} has no attribute {missing}")
+    if found is None and isinstance(home, str) and home != module_name:
+        raise EntryError(f"{entry}: {qualname} is defined in {home}; name it there")
+    if found is None:
+        raise EntryError(
+            f"{entry}: {qualname} is not a function or class in {path} (name the code that "
+            "enforces the control, not a constant)"
+        )
+    # Lines that run without a call: module and class bodies (def, decorators, class
+    # attributes) and each function's own first line (its `def`, run when the enclosing
+    # function defines it, as for a closure).
+    definitions = set().union(*(_lines(c) for c in every if not _is_function(c)))
+    functions = [c for c in _code_objects(found) if _is_function(c)]
+    body = set().union(*(_lines(c) - {c.co_firstlineno} for c in functions))
+    lines = frozenset(body - definitions)
+    if not lines:
+        raise EntryError(f"{entry}: {qualname} has no body that a call runs (no methods?)")
+    # A function's code object leads inspect to its decorators and body; a class body's
+    # does not (inspect looks for `def`), so a class is found by its own object.
+    source_of = obj if not _is_function(found) and inspect.isclass(obj) else found
+    block, start = inspect.getsourcelines(source_of)
+    return CodeTarget(entry, path.as_posix(), start, start + len(block) - 1, lines)
+
+
+def entry_errors(threat: dict[str, Any], root: Path = REPO) -> list[str]:
+    """Each `implemented_by` entry of `threat` that does not resolve, one message each."""
+    errors: list[str] = []
+    for entry in threat.get("implemented_by") or []:
+        entry = str(entry)
+        if is_code_entry(entry):
+            try:
+                resolve_code(entry, root)
+            except EntryError as exc:
+                errors.append(str(exc))
+        elif entry.startswith("/") or ".." in Path(entry).parts:
+            errors.append(f"{entry}: a configuration entry is a path inside the repository")
+        elif not (root / entry).exists():
+            errors.append(f"{entry}: no such file in the repository")
+    return errors
+
+
 # --- validation ----------------------------------------------------------------------------
 
 
-def validate(data: dict[str, Any]) -> list[str]:
-    """Every schema problem of the threats file, one message each (empty when valid)."""
+def validate(data: dict[str, Any], root: Path = REPO) -> list[str]:
+    """Every schema problem of the threats file, one message each (empty when valid).
+
+    This includes every `implemented_by` entry that does not import, names no function or
+    class, or names a path that does not exist: a stale entry is named here.
+    """
     errors: list[str] = []
     techniques: dict[str, Any] = data.get("techniques", {})
     seen: set[str] = set()
@@ -185,6 +409,9 @@ def validate(data: dict[str, Any]) -> list[str]:
         for node_id in threat["verified_by"]:
             if not NODE_ID.fullmatch(node_id):
                 errors.append(f"{tid}: {node_id!r} is not a pytest node id under tests/")
+        if not threat["implemented_by"]:
+            errors.append(f"{tid}: implemented_by is empty")
+        errors += [f"{tid}: implemented_by {error}" for error in entry_errors(threat, root)]
         if threat["status"] == "partially mitigated" and not threat.get("residual"):
             errors.append(f"{tid}: partially mitigated needs `residual` (the risk that remains)")
         if threat["status"] == "accepted" and not threat.get("reason"):
@@ -223,6 +450,15 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
     return lines
 
 
+def _implemented(threat: dict[str, Any]) -> list[str]:
+    """Each `implemented_by` entry as a markdown link: code to its lines, paths to the file."""
+    links = []
+    for entry in threat["implemented_by"]:
+        target = resolve_code(entry).link if is_code_entry(entry) else entry
+        links.append(f"[`{entry}`]({target})")
+    return links
+
+
 def _verified(threat: dict[str, Any]) -> str:
     count = len(threat["verified_by"])
     return f"{_link(threat)}: {count} test{'s' if count != 1 else ''}"
@@ -244,10 +480,12 @@ def render(data: dict[str, Any]) -> str:
         "`eval()`'d user input, had a hard-coded password, no authentication, no logs, and ran as",
         "root on 0.0.0.0. This model covers every row of the two source threat models",
         "(`threat-model/seeds/`) plus the threats the rewrite adds. Each threat names its",
-        "controls, where they live, and the tests that prove them: a pytest plugin",
-        "(`tests/threat_plugin.py`)",
-        "prints `threats verified: N/M` at the end of `make test`, and in CI a full run fails when",
-        "any verifying test failed, was skipped or does not exist.",
+        "controls, the code and configuration that implement them (linked to their lines),",
+        "and the tests that prove them: a pytest plugin (`tests/threat_plugin.py`) prints",
+        "`threats verified: N/M` at the end of `make test`, and in CI a full run fails when any",
+        "verifying test failed, was skipped or does not exist, or when a threat's tests never",
+        "executed one of its code entries (measured with coverage.py, in the test process and",
+        "in the servers it starts) or never read or handed over one of its configuration files.",
         "",
         "Likelihood, impact and risk are inherent (the original app without our controls); the",
         "status says what remains.",
@@ -316,13 +554,21 @@ def render(data: dict[str, Any]) -> str:
     )
     out += ["", "---", "", "## 4. Controls Mapping", ""]
     out += _table(
-        ["ID", "Issue", "Control (what we do, where)", "Framework Reference", "Verified by"],
+        [
+            "ID",
+            "Issue",
+            "Control (what we do, where)",
+            "Framework Reference",
+            "Implemented by",
+            "Verified by",
+        ],
         (
             [
                 _link(t),
                 t["title"],
                 t["mitigation"],
                 "<br>".join(t["controls"]),
+                "<br>".join(_implemented(t)),
                 _ids(t["verified_by"]),
             ]
             for t in threats
@@ -382,6 +628,11 @@ def render(data: dict[str, Any]) -> str:
     )
     out += ["", "Notes on the seeds:", ""]
     out += [f"- {_cell(note)}" for note in data.get("seed_notes", [])]
+    out += [
+        f"- `{c['row']}`: the seed's {c['reference']} is read as {', '.join(c['read_as'])}: "
+        f"{_cell(c['why'])}"
+        for c in data.get("seed_corrections", [])
+    ]
     out += ["", "---", "", "## 8. Threats in Detail", ""]
     for threat in threats:
         out += [
@@ -407,6 +658,10 @@ def render(data: dict[str, Any]) -> str:
         out.append(f"- **Status:** {status}")
         if threat["sources"]:
             out.append(f"- **Seed rows:** {', '.join(f'`{s}`' for s in threat['sources'])}")
+        out.append("- **Implemented by:**")
+        out += [f"  - {link}" for link in _implemented(threat)]
+        if threat.get("implementation_note"):
+            out.append(f"- **How the tests reach it:** {_cell(threat['implementation_note'])}")
         out.append("- **Verified by:**")
         out += [f"  - `{node_id}`" for node_id in threat["verified_by"]]
         out.append("")

@@ -282,7 +282,7 @@ async def _ping_live(
     if destination.name is not None:
         where = f"{destination.name} ({address}, IPv{address.version})"
     if output == "text":
-        print(f"PING {where}: {plan.count} echo requests", flush=True)
+        print(f"PING {where}: {plan.echoes.count} echo requests", flush=True)
     result: PingResult | None = None
     async with contextlib.aclosing(plan.stream(backend, destination)) as events:
         async for item in events:

@@ -38,7 +38,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from pingcalc.api.exchange import RAW_HEAD
 from pingcalc.api.forwarded import TrustedProxies
 from pingcalc.api.headers import SECURITY_HEADERS, new_request_id
-from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from pingcalc.gate import client_key
 from pingcalc.logs import get_logger, write_event
 from pingcalc.settings import Settings
@@ -153,7 +153,7 @@ def _raw_problem(status: int, detail: str, kind: str) -> bytes:
     """A whole HTTP/1.1 problem response that closes the connection (written by the protocol,
     outside any ASGI cycle)."""
     request_id = new_request_id()
-    body = problem_body(status, detail, kind=kind, request_id=request_id)
+    body = Problem(status, detail, kind=kind).body(request_id)
     lines = [
         f"HTTP/1.1 {status} {_PHRASES[status]}".encode(),
         b"content-type: " + PROBLEM_MEDIA_TYPE.encode(),

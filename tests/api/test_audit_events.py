@@ -23,15 +23,7 @@ from pingcalc.api.edge import Edge
 from pingcalc.app import create_app
 from pingcalc.audit import FIXED_FIELDS, verify
 from pingcalc.settings import Settings
-from tests_support import (
-    PINGCALC,
-    AuditKeys,
-    LiveServer,
-    Tokens,
-    audit_records,
-    file_records,
-    process_env,
-)
+from tests_support import AuditKeys, LiveServer, Tokens, audit_records, file_records, run_pingcalc
 
 Record = dict[str, Any]
 
@@ -65,6 +57,12 @@ class Audited:
     def file_records(self) -> list[Record]:
         return file_records(self.file)
 
+    def recorded(self, event: str) -> Record:
+        """The one stdout record of `event`, checked to have the fields every record has."""
+        record = only(self.stdout_records(), event)
+        assert_schema(record)
+        return record
+
 
 @pytest.fixture
 def audited_factory(
@@ -76,7 +74,7 @@ def audited_factory(
 ) -> Callable[..., Audited]:
     def build(**overrides: Any) -> Audited:
         file = tmp_path / "audit" / "audit.jsonl"
-        settings = make_settings(audit_file=file, audit_key_file=audit_keys.service, **overrides)
+        settings = make_settings(**audit_keys.settings(file), **overrides)
         backend = RecordingBackend()
         app = create_app(settings, services=services_with(settings, backend))
         return Audited(app, open_client(app), file, backend, capsys)
@@ -119,8 +117,7 @@ def test_authorization_denial_is_audited_with_token_name_and_scope(
         "/api/v1/ping", json={"target": "127.0.0.1"}, headers=tokens.header("calc")
     )
     assert response.status_code == 403
-    record = only(audited.stdout_records(), "authz_denied")
-    assert_schema(record)
+    record = audited.recorded("authz_denied")
     assert (record["token"], record["outcome"], record["reason"], record["scope"]) == (
         "calc",
         "denied",
@@ -139,8 +136,7 @@ def test_rate_limit_rejection_is_audited(
         audited.client.get("/metrics", headers=tokens.header("full")).status_code for _ in range(3)
     ]
     assert statuses == [200, 200, 429]
-    record = only(audited.stdout_records(), "rate_limited")
-    assert_schema(record)
+    record = audited.recorded("rate_limited")
     assert (record["token"], record["outcome"], record["reason"]) == (
         "full",
         "denied",
@@ -159,8 +155,7 @@ def test_calculation_is_audited_with_bounded_expression_and_result(
         "/api/v1/calculate", json={"expression": expression}, headers=tokens.header("calc")
     )
     assert response.status_code == 200 and response.json()["result"] == 36
-    record = only(audited.stdout_records(), "calculation")
-    assert_schema(record)
+    record = audited.recorded("calculation")
     assert (record["token"], record["outcome"], record["result"]) == ("calc", "success", 36)
     assert record["expression"] == "1 + 2 + 3..."  # cut to 12 characters, marked as cut
     assert record["request_id"] == response.headers["x-request-id"]
@@ -179,8 +174,7 @@ def test_calculation_rejection_is_audited_with_reason_and_position(
         headers=tokens.header("calc"),
     )
     assert response.status_code == 422
-    record = only(audited.stdout_records(), "calculation_rejected")
-    assert_schema(record)
+    record = audited.recorded("calculation_rejected")
     assert (record["token"], record["outcome"]) == ("calc", "rejected")
     assert record["reason"].startswith("Calc") and isinstance(record["position"], int)
     assert "\n" not in record["expression"]
@@ -192,8 +186,7 @@ def test_ping_is_audited_with_target_and_result_summary(audited: Audited, tokens
         "/api/v1/ping", json={"target": "127.0.0.1", "count": 2}, headers=tokens.header("pinger")
     )
     assert response.status_code == 200
-    record = only(audited.stdout_records(), "ping")
-    assert_schema(record)
+    record = audited.recorded("ping")
     assert (record["token"], record["outcome"], record["target"]) == (
         "pinger",
         "success",
@@ -216,8 +209,7 @@ def test_ping_rejection_is_audited_with_its_reason(
         "/api/v1/ping", json={"target": target}, headers=tokens.header("pinger")
     )
     assert response.status_code == status
-    record = only(audited.stdout_records(), "ping_rejected")
-    assert_schema(record)
+    record = audited.recorded("ping_rejected")
     assert (record["token"], record["outcome"], record["reason"], record["target"]) == (
         "pinger",
         "rejected",
@@ -250,8 +242,7 @@ def test_capacity_rejection_is_audited(
         return sorted(r.status_code for r in responses)
 
     assert asyncio.run(two_at_once()) == [200, 429]
-    record = only(audited.stdout_records(), "capacity_rejected")
-    assert_schema(record)
+    record = audited.recorded("capacity_rejected")
     assert (record["token"], record["outcome"], record["reason"]) == (
         "pinger",
         "rejected",
@@ -262,11 +253,8 @@ def test_capacity_rejection_is_audited(
 def run_cli(
     tokens: Tokens, keys: AuditKeys, audit_file: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = process_env()
-    env.update(keys.env(audit_file), PINGCALC_TOKENS_FILE=str(tokens.path))
-    return subprocess.run(
-        [PINGCALC, *args], capture_output=True, text=True, env=env, timeout=30, check=True
-    )
+    env = {**keys.env(audit_file), "PINGCALC_TOKENS_FILE": str(tokens.path)}
+    return run_pingcalc(*args, env=env, check=True)
 
 
 def test_token_created_and_revoked_are_audited_without_the_secret(

@@ -37,6 +37,7 @@ from tests_support import (
     LiveServer,
     Tokens,
     audit_records,
+    file_records,
     free_port,
     process_env,
 )
@@ -69,9 +70,7 @@ def blocked(
 
     def build(policy: str) -> tuple[TestClient, RecordingBackend, Path]:
         settings = make_settings(
-            audit_file=blocker / "audit.jsonl",
-            audit_key_file=audit_keys.service,
-            audit_on_failure=policy,
+            **audit_keys.settings(blocker / "audit.jsonl"), audit_on_failure=policy
         )
         backend = RecordingBackend()
         client = open_client(create_app(settings, services=services_with(settings, backend)))
@@ -119,7 +118,7 @@ def test_fail_closed_recovers_when_the_file_is_writable_again(
     response = client.post("/api/v1/ping", json=PING, headers=tokens.header("pinger"))
     assert response.status_code == 200 and len(backend.calls) == 1
     path = blocker / "audit.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines()]
+    records = file_records(path)
     assert records[0]["event"] == "audit_chain_started"
     assert records[1]["event"] == "audit_file_recovered" and records[1]["missed"] >= 2
     assert records[-1]["event"] == "ping"
@@ -222,7 +221,7 @@ def test_read_only_filesystem_fails_closed_then_recovers(
         assert client.post("/api/v1/ping", json=PING).status_code == 200
     # The tmpfs exists only in the server's namespace: read it through /proc/PID/root.
     path = Path(f"/proc/{server.process.pid}/root{audit_dir}/audit.jsonl")
-    records = [json.loads(line) for line in path.read_text().splitlines()]
+    records = file_records(path)
     assert records[0]["event"] == "audit_chain_started"
     assert records[1]["event"] == "audit_file_recovered" and records[1]["missed"] >= 2
     assert records[-1]["event"] == "ping"

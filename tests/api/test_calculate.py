@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from pingcalc.app import create_app
 from pingcalc.settings import Settings
-from tests_support import AuditKeys, Tokens
+from tests_support import AuditKeys, Tokens, file_records
 
 URL = "/api/v1/calculate"
 
@@ -237,9 +237,7 @@ def test_each_expression_of_a_batch_is_audited(
     """One record per evaluated expression, in order, with its index and the request's id
     (repudiation), and one for the items refused by the token's rate limit."""
     audit_file = tmp_path / "audit.jsonl"
-    settings = make_settings(
-        audit_file=audit_file, audit_key_file=audit_keys.service, rate_limit_per_token="3/minute"
-    )
+    settings = make_settings(**audit_keys.settings(audit_file), rate_limit_per_token="3/minute")
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         response = client.post(
             URL,
@@ -247,7 +245,7 @@ def test_each_expression_of_a_batch_is_audited(
             headers=tokens.header("calc"),
         )
     assert response.status_code == 200
-    records = [json.loads(line) for line in audit_file.read_text().splitlines()]
+    records = file_records(audit_file)
     batch = [r for r in records if r.get("request_id") == response.headers["x-request-id"]]
     assert [(r["event"], r.get("index"), r.get("expression")) for r in batch] == [
         ("calculation", 0, "6*7"),
@@ -266,7 +264,7 @@ def test_batch_is_refused_whole_when_its_records_cannot_be_written(
 ) -> None:
     """Fail-closed: a batch whose audit records fail gets 503, never unrecorded results."""
     audit_file = tmp_path / "audit.jsonl"
-    settings = make_settings(audit_file=audit_file, audit_key_file=audit_keys.service)
+    settings = make_settings(**audit_keys.settings(audit_file))
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert (
             client.post(URL, json={"expressions": ["1"]}, headers=tokens.header("calc")).status_code
@@ -325,13 +323,11 @@ def test_calculations_are_audited(
 ) -> None:
     """Success and refusal each leave an audit record with token, expression and outcome."""
     audit_file = tmp_path / "audit.jsonl"
-    settings = make_settings(audit_file=audit_file, audit_key_file=audit_keys.service)
+    settings = make_settings(**audit_keys.settings(audit_file))
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         ok = client.post(URL, json={"expression": "6*7"}, headers=tokens.header("calc"))
         bad = client.post(URL, json={"expression": "1/0"}, headers=tokens.header("calc"))
-    records: list[dict[str, Any]] = [
-        json.loads(line) for line in audit_file.read_text().splitlines()
-    ]
+    records = file_records(audit_file)
     success = [r for r in records if r["event"] == "calculation"]
     rejected = [r for r in records if r["event"] == "calculation_rejected"]
     assert len(success) == 1 and len(rejected) == 1

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from ping_fakes import RecordingApp, RecordingBackend, app_with_backend
 from pingcalc.ping import UnavailableBackend
 from pingcalc.settings import Settings
-from tests_support import Tokens
+from tests_support import PING_RESULT_KEYS, Tokens
 
 URL = "/api/v1/ping"
 # How long the fake backend holds a slot in the concurrency test; margins for a busy CI box.
@@ -39,16 +39,7 @@ def test_ping_returns_result_shape(api: TestClient, fake: RecordingApp, tokens: 
     response = api.post(URL, json={"target": "::1", "count": 2}, headers=tokens.header("pinger"))
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {
-        "target",
-        "family",
-        "sent",
-        "received",
-        "loss_percent",
-        "rtt_ms",
-        "replies",
-        "backend",
-    }
+    assert set(body) == PING_RESULT_KEYS
     assert (body["target"], body["family"], body["sent"], body["received"]) == ("::1", 6, 2, 2)
     assert set(body["rtt_ms"]) == {"min", "avg", "max", "stddev"}
     assert [r["seq"] for r in body["replies"]] == [1, 2]
@@ -70,8 +61,9 @@ def test_ping_uses_default_count_and_settings_bounds(
             == 200
         )
     [call] = fake.backend.calls
-    assert (call.count, call.timeout) == (2, 0.5)
-    assert call.deadline >= (call.count - 1) * call.interval + call.timeout
+    echoes = call.echoes
+    assert (echoes.count, echoes.timeout) == (2, 0.5)
+    assert echoes.deadline >= (echoes.count - 1) * echoes.interval + echoes.timeout
 
 
 def test_ping_count_above_configured_maximum_is_422(
@@ -133,7 +125,7 @@ def test_global_target_passes_policy_to_fake_backend(
         URL, json={"target": "8.8.8.8", "count": 1}, headers=tokens.header("pinger")
     )
     assert response.status_code == 200
-    assert [str(c.address) for c in fake.backend.calls] == ["8.8.8.8"]
+    assert fake.backend.pinged() == ["8.8.8.8"]
 
 
 def test_invalid_target_is_422_problem(api: TestClient, tokens: Tokens) -> None:

@@ -48,24 +48,19 @@ def fake(named: Callable[..., RecordingApp]) -> RecordingApp:
 
 
 @pytest.fixture
-def api(fake: RecordingApp) -> Iterator[TestClient]:
-    with TestClient(fake.app, raise_server_exceptions=False) as client:
+def api(fake: RecordingApp, tokens: Tokens) -> Iterator[TestClient]:
+    """A client of `fake` that sends the `pinger` token with every request."""
+    headers = tokens.header("pinger")
+    with TestClient(fake.app, raise_server_exceptions=False, headers=headers) as client:
         yield client
 
 
-def _pinged(fake: RecordingApp) -> list[str]:
-    return [str(call.address) for call in fake.backend.calls]
-
-
 def test_name_is_resolved_once_and_the_answer_names_both_name_and_address(
-    api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
+    api: TestClient, fake: RecordingApp, dns_server: DnsServer
 ) -> None:
     """TM-31: one lookup per family; the result and the audit record carry name and address."""
-    dns_server.add("good.test", "A", "127.0.0.1")
-    dns_server.add("good.test", "AAAA", "::1")
-    response = api.post(
-        URL, json={"target": "Good.Test", "count": 2}, headers=tokens.header("pinger")
-    )
+    dns_server.add_loopbacks("good.test")
+    response = api.post(URL, json={"target": "Good.Test", "count": 2})
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["target"], body["name"], body["family"], body["received"]) == (
@@ -75,7 +70,7 @@ def test_name_is_resolved_once_and_the_answer_names_both_name_and_address(
         2,
     )
     assert list(body)[:2] == ["target", "name"]
-    assert _pinged(fake) == ["127.0.0.1"]
+    assert fake.backend.pinged() == ["127.0.0.1"]
     assert sorted(dns_server.asked("good.test")) == [("good.test", "A"), ("good.test", "AAAA")]
     [record] = fake.audit_events("ping")
     assert (record["outcome"], record["target"], record["name"]) == (
@@ -87,17 +82,14 @@ def test_name_is_resolved_once_and_the_answer_names_both_name_and_address(
 
 
 def test_family_6_asks_only_for_aaaa_and_pings_the_ipv6_address(
-    api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
+    api: TestClient, fake: RecordingApp, dns_server: DnsServer
 ) -> None:
     """`family: 6` restricts the lookup itself, not only the choice of address."""
-    dns_server.add("good.test", "A", "127.0.0.1")
-    dns_server.add("good.test", "AAAA", "::1")
-    response = api.post(
-        URL, json={"target": "good.test", "family": 6}, headers=tokens.header("pinger")
-    )
+    dns_server.add_loopbacks("good.test")
+    response = api.post(URL, json={"target": "good.test", "family": 6})
     assert response.status_code == 200, response.text
     assert (response.json()["target"], response.json()["family"]) == ("::1", 6)
-    assert dns_server.asked() == [("good.test", "AAAA")] and _pinged(fake) == ["::1"]
+    assert dns_server.asked() == [("good.test", "AAAA")] and fake.backend.pinged() == ["::1"]
 
 
 @pytest.mark.parametrize(
@@ -113,15 +105,15 @@ def test_family_6_asks_only_for_aaaa_and_pings_the_ipv6_address(
     ],
 )
 def test_bad_family_or_count_is_a_422_validation_problem(
-    body: dict[str, Any], detail: str, api: TestClient, fake: RecordingApp, tokens: Tokens
+    body: dict[str, Any], detail: str, api: TestClient, fake: RecordingApp
 ) -> None:
     """A family that does not fit, or a count out of bounds, is refused before any echo."""
-    response = api.post(URL, json=body, headers=tokens.header("pinger"))
+    response = api.post(URL, json=body)
     assert response.status_code == 422
     problem = response.json()
     assert problem["type"] == "urn:pingcalc:problem:validation" and problem["detail"] == detail
     assert problem["errors"][0]["field"] in ("family", "count")
-    assert _pinged(fake) == []
+    assert fake.backend.pinged() == []
     [record] = fake.audit_events("ping_rejected")
     assert record["reason"] in ("invalid_request", "invalid_body")
 
@@ -142,12 +134,11 @@ def test_name_with_any_internal_address_is_403_naming_that_address(
     api: TestClient,
     fake: RecordingApp,
     dns_server: DnsServer,
-    tokens: Tokens,
 ) -> None:
     """TM-32: one refused address refuses the whole name; the problem says which and why."""
     for rdtype, values in records.items():
         dns_server.add("inside.test", rdtype, *values)
-    response = api.post(URL, json={"target": "inside.test"}, headers=tokens.header("pinger"))
+    response = api.post(URL, json={"target": "inside.test"})
     assert response.status_code == 403
     problem = response.json()
     assert problem["type"] == "urn:pingcalc:problem:target-denied"
@@ -157,7 +148,7 @@ def test_name_with_any_internal_address_is_403_naming_that_address(
         category,
     )
     assert problem["detail"].startswith(f"inside.test resolves to {address}, which is ")
-    assert _pinged(fake) == []
+    assert fake.backend.pinged() == []
     [record] = fake.audit_events("ping_rejected")
     assert (record["reason"], record["name"], record["address"], record["category"]) == (
         "target_denied",
@@ -169,32 +160,30 @@ def test_name_with_any_internal_address_is_403_naming_that_address(
 
 
 def test_cname_chain_to_the_metadata_address_is_403(
-    api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
+    api: TestClient, fake: RecordingApp, dns_server: DnsServer
 ) -> None:
     """TM-32: a chain of aliases is judged by the addresses it ends at."""
     dns_server.alias("innocent.test", "hop.test")
     dns_server.alias("hop.test", "metadata.test")
     dns_server.add("metadata.test", "A", "169.254.169.254")
-    response = api.post(
-        URL, json={"target": "innocent.test", "family": 4}, headers=tokens.header("pinger")
-    )
+    response = api.post(URL, json={"target": "innocent.test", "family": 4})
     assert response.status_code == 403
-    assert response.json()["address"] == "169.254.169.254" and _pinged(fake) == []
+    assert response.json()["address"] == "169.254.169.254" and fake.backend.pinged() == []
 
 
 def test_rebinding_name_is_pinged_at_the_checked_address_and_refused_next_time(
-    api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
+    api: TestClient, fake: RecordingApp, dns_server: DnsServer
 ) -> None:
     """TM-31: the first answer is checked and pinged; the flipped answer is never used."""
     dns_server.add("rebind.test", "A", "93.184.216.34")
     dns_server.then("rebind.test", "A", "169.254.169.254")
     body = {"target": "rebind.test", "family": 4, "count": 3}
-    first = api.post(URL, json=body, headers=tokens.header("pinger"))
+    first = api.post(URL, json=body)
     assert first.status_code == 200 and first.json()["target"] == "93.184.216.34"
     assert dns_server.asked("rebind.test") == [("rebind.test", "A")]  # once, for 3 echoes
-    second = api.post(URL, json=body, headers=tokens.header("pinger"))
+    second = api.post(URL, json=body)
     assert second.status_code == 403 and second.json()["address"] == "169.254.169.254"
-    assert _pinged(fake) == ["93.184.216.34"]
+    assert fake.backend.pinged() == ["93.184.216.34"]
 
 
 @pytest.mark.parametrize(
@@ -213,7 +202,6 @@ def test_lookup_failures_are_problems_without_resolver_text(
     api: TestClient,
     fake: RecordingApp,
     dns_server: DnsServer,
-    tokens: Tokens,
 ) -> None:
     """TM-33: unknown 404, timeout 504, failure 502; fixed text, audited, nothing pinged."""
     if setup == "silent":
@@ -221,7 +209,7 @@ def test_lookup_failures_are_problems_without_resolver_text(
     elif setup == "servfail":
         dns_server.failing.add("lost.test")
     started = time.monotonic()
-    response = api.post(URL, json={"target": "lost.test"}, headers=tokens.header("pinger"))
+    response = api.post(URL, json={"target": "lost.test"})
     assert time.monotonic() - started < LOOKUP_TIMEOUT + 1.5
     assert response.status_code == status
     problem = response.json()
@@ -230,7 +218,7 @@ def test_lookup_failures_are_problems_without_resolver_text(
         detail,
         "lost.test",
     )
-    assert str(dns_server.port) not in response.text and _pinged(fake) == []
+    assert str(dns_server.port) not in response.text and fake.backend.pinged() == []
     [record] = fake.audit_events("ping_rejected")
     assert (record["reason"], record["name"]) == (kind.replace("-", "_"), "lost.test")
 
@@ -265,13 +253,11 @@ def test_lookups_past_the_cap_are_503_with_retry_after_at_once(
 
 
 def test_idna_name_is_asked_and_answered_in_its_ascii_form(
-    api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
+    api: TestClient, fake: RecordingApp, dns_server: DnsServer
 ) -> None:
     """TM-34: `Bücher.test` is looked up as `xn--bcher-kva.test`, the form the answer names."""
     dns_server.add("xn--bcher-kva.test", "A", "127.0.0.1")
-    response = api.post(
-        URL, json={"target": "Bücher.test", "family": 4}, headers=tokens.header("pinger")
-    )
+    response = api.post(URL, json={"target": "Bücher.test", "family": 4})
     assert response.status_code == 200, response.text
     assert response.json()["name"] == "xn--bcher-kva.test"
     assert dns_server.asked() == [("xn--bcher-kva.test", "A")]
@@ -283,14 +269,14 @@ def test_idna_name_is_asked_and_answered_in_its_ascii_form(
     ids=lambda v: ascii(v)[:20],
 )
 def test_hostile_names_are_422_before_any_query(
-    target: str, api: TestClient, fake: RecordingApp, dns_server: DnsServer, tokens: Tokens
+    target: str, api: TestClient, fake: RecordingApp, dns_server: DnsServer
 ) -> None:
     """TM-34: option text, shell text, malformed, overlong and IP-like names never reach DNS."""
     dns_server.add("good.test", "A", "127.0.0.1")
-    response = api.post(URL, json={"target": target}, headers=tokens.header("pinger"))
+    response = api.post(URL, json={"target": target})
     assert response.status_code == 422
     assert response.json()["type"] == "urn:pingcalc:problem:invalid-target"
-    assert dns_server.queries == [] and _pinged(fake) == []
+    assert dns_server.queries == [] and fake.backend.pinged() == []
     [record] = fake.audit_events("ping_rejected")
     assert record["reason"] == "invalid_target" and len(record["target"]) <= 64
 

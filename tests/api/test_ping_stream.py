@@ -276,7 +276,7 @@ def test_a_client_that_leaves_mid_stream_frees_its_slot_at_once(
     assert refused.status == 429  # the cap of 1 holds while the stream is open
     assert streamed.status == 200 and len(streamed.parts) == 1 and not streamed.complete
     assert again.status == 200 and seconds < 0.5  # admitted at once, not after 4 more echoes
-    assert backend.cancelled == 1 and [c.count for c in backend.calls] == [5, 1]
+    assert backend.cancelled == 1 and [c.echoes.count for c in backend.calls] == [5, 1]
     [cancelled] = [e for e in fake.audit_events("ping") if e["outcome"] == "cancelled"]
     assert cancelled["reason"] == "client_disconnected"
     assert (cancelled["reported"], cancelled["received"], cancelled["token"]) == (1, 1, "pinger")

@@ -301,8 +301,7 @@ def test_ping_accepts_a_host_name_and_a_family(
     dns_server: DnsServer,
 ) -> None:
     """A name is resolved by the server (here: the tests' DNS server) and shown with its address."""
-    dns_server.add("box.test", "A", "127.0.0.1")
-    dns_server.add("box.test", "AAAA", "::1")
+    dns_server.add_loopbacks("box.test")
     server = server_factory(env={"PINGCALC_PING_RESOLVER": dns_server.url})
     page = open_page(watched_page, server, server.tokens.secrets["pinger"])
     page.get_by_label("Address family").select_option("4")

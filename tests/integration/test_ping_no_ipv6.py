@@ -27,7 +27,7 @@ NO_IPV6_NAMESPACE = (
 INSIDE = r"""
 import asyncio, json, os, socket, subprocess, sys, time
 import httpx
-from pingcalc.ping import DatagramBackend, SubprocessBackend, PingError, parse_target
+from pingcalc.ping import DatagramBackend, Echoes, SubprocessBackend, PingError, parse_target
 
 pingcalc, tokens_file, token, ping_path = sys.argv[1:5]
 with socket.socket() as s:
@@ -53,8 +53,8 @@ finally:
 backends = [DatagramBackend()] + ([SubprocessBackend(ping_path)] if ping_path else [])
 for backend in backends:
     try:
-        result = asyncio.run(backend.ping(parse_target("::1"), count=1, timeout=1, interval=0.2,
-                                          deadline=2))
+        echoes = Echoes(count=1, timeout=1, interval=0.2, deadline=2)
+        result = asyncio.run(backend.ping(parse_target("::1"), echoes))
         print(json.dumps({"via": backend.name, "result": result.to_dict()}))
     except PingError as exc:
         print(json.dumps({"via": backend.name, "error": type(exc).__name__, "text": str(exc)}))

@@ -24,6 +24,7 @@ from dns_server import DnsServer
 from ping_fakes import PING_GROUP_RANGE, datagram_icmp_allowed
 from pingcalc.ping import (
     DatagramBackend,
+    Echoes,
     PingBackend,
     PingEvent,
     PingPlan,
@@ -32,7 +33,6 @@ from pingcalc.ping import (
     SubprocessBackend,
     SystemResolver,
     TargetPolicy,
-    deadline_for,
     parse_target,
     resolve_target,
     select_backend,
@@ -40,7 +40,7 @@ from pingcalc.ping import (
 from pingcalc.ping import datagram as datagram_module
 from pingcalc.ping.selection import find_ping
 from preflight import require
-from tests_support import PINGCALC, LiveServer, process_env
+from tests_support import PINGCALC, LiveServer, run_pingcalc
 
 
 def _has_ipv6_loopback() -> bool:
@@ -82,15 +82,8 @@ def ping_path() -> str:
 
 
 def _ping(backend: PingBackend, target: str, count: int = 3) -> PingResult:
-    return asyncio.run(
-        backend.ping(
-            parse_target(target),
-            count=count,
-            timeout=1.0,
-            interval=0.2,
-            deadline=deadline_for(count, timeout=1.0, interval=0.2),
-        )
-    )
+    echoes = Echoes.bounded(count, timeout=1.0, interval=0.2)
+    return asyncio.run(backend.ping(parse_target(target), echoes))
 
 
 def _assert_all_answered(result: PingResult, target: str, count: int, backend: str) -> None:
@@ -152,10 +145,8 @@ def test_real_server_pings_with_subprocess_backend(
     assert '"backend":"subprocess"' in server.log_text()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PINGCALC, "ping", *args], capture_output=True, text=True, timeout=30, check=False
-    )
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_pingcalc("ping", *args, env=env)
 
 
 def test_cli_pings_loopback_with_the_same_engine(ping_path: str) -> None:
@@ -201,13 +192,8 @@ def _stamped_stream(backend: PingBackend, target: str, count: int) -> Stamped:
 
     async def run() -> Stamped:
         started = time.monotonic()
-        stream = backend.stream(
-            parse_target(target),
-            count=count,
-            timeout=1.0,
-            interval=0.2,
-            deadline=deadline_for(count, timeout=1.0, interval=0.2),
-        )
+        echoes = Echoes.bounded(count, timeout=1.0, interval=0.2)
+        stream = backend.stream(parse_target(target), echoes)
         async with contextlib.aclosing(stream) as events:
             return [(time.monotonic() - started, item) async for item in events]
 
@@ -242,9 +228,8 @@ async def _cancel_after_first_event(backend: PingBackend) -> None:
     first = asyncio.Event()
 
     async def consume() -> None:
-        stream = backend.stream(
-            parse_target("127.0.0.1"), count=5, timeout=1.0, interval=0.5, deadline=10.0
-        )
+        echoes = Echoes(count=5, timeout=1.0, interval=0.5, deadline=10.0)
+        stream = backend.stream(parse_target("127.0.0.1"), echoes)
         async with contextlib.aclosing(stream) as events:
             async for _ in events:
                 first.set()
@@ -298,7 +283,7 @@ def test_name_from_etc_hosts_is_pinged_at_its_checked_loopback_address(ping_path
     """The system resolver reads /etc/hosts: `localhost` is resolved once and pinged by address."""
 
     async def run() -> PingResult:
-        plan = PingPlan(count=2, timeout=1.0, interval=0.2, deadline=3.0, family=4)
+        plan = PingPlan(Echoes(count=2, timeout=1.0, interval=0.2, deadline=3.0), family=4)
         resolver = SystemResolver(timeout=2.0, max_in_flight=2)
         destination = await resolve_target(
             "localhost", policy=TargetPolicy(), resolver=resolver, family=4
@@ -309,21 +294,9 @@ def test_name_from_etc_hosts_is_pinged_at_its_checked_loopback_address(ping_path
     assert (result.name, result.target, result.received) == ("localhost", "127.0.0.1", 2)
 
 
-def _cli_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    clean = process_env()
-    return subprocess.run(
-        [PINGCALC, "ping", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env={**clean, **env},
-    )
-
-
 def test_cli_pings_a_host_name_from_etc_hosts(ping_path: str) -> None:
     """`pingcalc ping localhost --family 4` resolves with the system resolver and pings."""
-    result = _cli_env({}, "localhost", "--count", "2", "--family", "4", "--backend", "subprocess")
+    result = _cli("localhost", "--count", "2", "--family", "4", "--backend", "subprocess")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("PING localhost (127.0.0.1, IPv4): 2 echo requests\n")
     assert "localhost (127.0.0.1, IPv4): 2 sent, 2 received, 0% loss" in result.stdout
@@ -351,7 +324,7 @@ def test_cli_prints_each_reply_as_it_arrives(ping_path: str) -> None:
 
 def test_cli_json_lines_prints_one_line_per_event_then_the_result(ping_path: str) -> None:
     """`--json-lines`: an event object per echo as it happens, then the API's result object."""
-    result = _cli_env({}, "127.0.0.1", "--count", "2", "--backend", "subprocess", "--json-lines")
+    result = _cli("127.0.0.1", "--count", "2", "--backend", "subprocess", "--json-lines")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(e["event"], e["seq"]) for e in lines[:2]] == [("reply", 1), ("reply", 2)]
@@ -363,7 +336,7 @@ def test_cli_refuses_a_name_with_a_private_address_before_any_backend(
 ) -> None:
     """TM-32: the CLI resolves through the configured server and refuses the name, exit 2."""
     dns_server.add("internal.test", "A", "10.0.0.7")
-    result = _cli_env({"PINGCALC_PING_RESOLVER": dns_server.url}, "internal.test")
+    result = _cli("internal.test", PINGCALC_PING_RESOLVER=dns_server.url)
     assert result.returncode == 2 and result.stdout == ""
     assert "internal.test resolves to 10.0.0.7, which is private" in result.stderr
     assert "backend:" not in result.stderr  # refused before a backend was even chosen
@@ -373,10 +346,10 @@ def test_cli_refuses_a_name_with_a_private_address_before_any_backend(
 def test_cli_reports_unknown_names_and_lookup_timeouts(dns_server: DnsServer) -> None:
     """An unknown name exits 2 (bad input); a silent name server exits 1 within the timeout."""
     env = {"PINGCALC_PING_RESOLVER": dns_server.url, "PINGCALC_PING_RESOLVE_TIMEOUT_SECONDS": "0.5"}
-    unknown = _cli_env(env, "nosuch.test")
+    unknown = _cli("nosuch.test", **env)
     assert unknown.returncode == 2 and "nosuch.test does not exist" in unknown.stderr
     dns_server.silent.add("tarpit.test")
     started = time.monotonic()
-    silent = _cli_env(env, "tarpit.test")
+    silent = _cli("tarpit.test", **env)
     assert silent.returncode == 1 and "tarpit.test" in silent.stderr
     assert time.monotonic() - started < 10

@@ -78,11 +78,10 @@ def test_legitimate_name_is_resolved_once_and_its_address_pinged(
     dns_server: DnsServer, settings: Settings
 ) -> None:
     """The control case: a name with a loopback address is pinged, the result names both."""
-    dns_server.add("good.test", "A", "127.0.0.1")
-    dns_server.add("good.test", "AAAA", "::1")
+    dns_server.add_loopbacks("good.test")
     backend = RecordingBackend()
     result = _request("Good.Test", dns_server, backend, settings)
-    assert [str(c.address) for c in backend.calls] == ["127.0.0.1"]  # IPv4 preferred
+    assert backend.pinged() == ["127.0.0.1"]  # IPv4 preferred
     assert sorted(dns_server.asked("good.test")) == [("good.test", "A"), ("good.test", "AAAA")]
     body = result.to_dict()
     assert (body["target"], body["name"], body["received"]) == ("127.0.0.1", "good.test", 2)
@@ -92,11 +91,10 @@ def test_family_6_pings_the_ipv6_address_and_asks_only_for_aaaa(
     dns_server: DnsServer, settings: Settings
 ) -> None:
     """`family: 6` restricts the lookup itself, not only the choice."""
-    dns_server.add("good.test", "A", "127.0.0.1")
-    dns_server.add("good.test", "AAAA", "::1")
+    dns_server.add_loopbacks("good.test")
     backend = RecordingBackend()
     _request("good.test", dns_server, backend, settings, family=6)
-    assert [str(c.address) for c in backend.calls] == ["::1"]
+    assert backend.pinged() == ["::1"]
     assert dns_server.asked() == [("good.test", "AAAA")]
 
 
@@ -152,7 +150,7 @@ def test_rebinding_name_is_resolved_once_and_the_checked_address_is_the_one_ping
             return [item async for item in events]
 
     items = asyncio.run(streamed())
-    assert [str(c.address) for c in backend.calls] == ["93.184.216.34"]
+    assert backend.pinged() == ["93.184.216.34"]
     assert dns_server.asked("rebind.test") == [("rebind.test", "A")]  # exactly one lookup
     final = items[-1]
     assert isinstance(final, PingResult) and final.target == "93.184.216.34"

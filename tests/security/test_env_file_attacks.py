@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from pingcalc.auth import create_token
-from tests_support import PINGCALC, LiveServer, Tokens, process_env
+from tests_support import LiveServer, Tokens, run_pingcalc
 
 OTHER_UID = 54321  # a user that is not the one running the tests
 
@@ -64,18 +64,10 @@ def test_dotenv_in_the_working_directory_is_not_read_by_the_server(
 def test_dotenv_in_the_working_directory_is_not_read_by_the_cli(tmp_path: Path) -> None:
     """`pingcalc token list` in a directory with a hostile `.env` lists the operator's file."""
     _attacker_setup(tmp_path)
-    env = process_env()
-    env["PINGCALC_TOKENS_FILE"] = str(tmp_path / "operator-tokens.json")
-    create_token(tmp_path / "operator-tokens.json", "operator", ["calculate"])
-    done = subprocess.run(
-        [PINGCALC, "token", "list", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    operator = tmp_path / "operator-tokens.json"
+    create_token(operator, "operator", ["calculate"])
+    env = {"PINGCALC_TOKENS_FILE": str(operator)}
+    done = run_pingcalc("token", "list", "--json", env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert [row["name"] for row in json.loads(done.stdout)] == ["operator"]
 
@@ -83,19 +75,10 @@ def test_dotenv_in_the_working_directory_is_not_read_by_the_cli(tmp_path: Path) 
 def _serve_with_env_file(
     env_file: Path, tokens: Tokens, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = process_env()
-    env |= {"PINGCALC_TOKENS_FILE": str(tokens.path), "PINGCALC_PORT": "1"}
+    env = {"PINGCALC_TOKENS_FILE": str(tokens.path), "PINGCALC_PORT": "1"}
     if not args:
         env["PINGCALC_ENV_FILE"] = str(env_file)
-    return subprocess.run(
-        [PINGCALC, *args, "serve"],
-        cwd=env_file.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_pingcalc(*args, "serve", env=env, cwd=env_file.parent)
 
 
 @pytest.mark.parametrize(
@@ -161,16 +144,9 @@ def test_explicit_env_file_of_the_operator_configures_the_server(
 def test_env_file_flag_configures_the_cli(tmp_path: Path, tokens: Tokens) -> None:
     """`pingcalc --env-file FILE check --json` reads the operator's file."""
     env_file = _operator_env_file(tmp_path)
-    env = process_env()
-    env["PINGCALC_TOKENS_FILE"] = str(tokens.path)
-    done = subprocess.run(
-        [PINGCALC, "--env-file", str(env_file), "check", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    env = {"PINGCALC_TOKENS_FILE": str(tokens.path)}
+    done = run_pingcalc(
+        "--env-file", str(env_file), "check", "--json", env=env, cwd=tmp_path, timeout=60
     )
     report = json.loads(done.stdout)
     [limits] = [f for f in report["findings"] if f["check"] == "rate-limit"]

@@ -147,4 +147,4 @@ def test_legitimate_target_is_pinged_once(
     )
     assert response.status_code == 200, response.text
     calls = fake.backend.calls
-    assert len(calls) == 1 and str(calls[0].address) == "127.0.0.1" and calls[0].count == 2
+    assert len(calls) == 1 and str(calls[0].address) == "127.0.0.1" and calls[0].echoes.count == 2

@@ -8,18 +8,31 @@ silently ignored (TM-01).
 from __future__ import annotations
 
 import fcntl
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from ping_fakes import datagram_icmp_allowed
 from pingcalc.auth import read_records, write_records
-from tests_support import AuditKeys, LiveServer, Tokens, audit_records, log_records
+from tests_support import AuditKeys, LiveServer, Tokens, audit_records, file_records, log_records
 
 CALC = {"expression": "6*7"}
+
+
+@contextmanager
+def swapped(path: Path, aside: Path, stand_in: Callable[[Path], object]) -> Iterator[None]:
+    """`path` moved to `aside` and `stand_in(path)` made in its place for the block; the
+    original is put back afterwards, also when the block fails."""
+    path.rename(aside)
+    stand_in(path)
+    try:
+        yield
+    finally:
+        path.unlink()
+        aside.rename(path)
 
 
 def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
@@ -31,10 +44,9 @@ def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
     server = server_factory(env=audit_keys.env(audit_dir / "audit.jsonl"))
     with server.client("calc") as client:
         assert client.post("/api/v1/calculate", json=CALC).status_code == 200
-        moved = tmp_path / "audit.moved"
-        audit_dir.rename(moved)
-        audit_dir.write_text("not a directory any more")
-        try:
+        with swapped(
+            audit_dir, tmp_path / "audit.moved", lambda p: p.write_text("not a directory any more")
+        ):
             first = client.post("/api/v1/calculate", json={"expression": "1+1"})
             assert first.status_code == 503, first.text
             assert first.json()["type"].endswith("audit-unavailable")
@@ -47,13 +59,10 @@ def test_the_first_calculation_after_the_audit_directory_is_replaced_is_refused(
             assert refused[-1]["event"] == "calculation_rejected"
             assert refused[-1]["reason"] == "audit_unavailable"
             assert client.get("/readyz").status_code == 503
-        finally:
-            audit_dir.unlink()
-            moved.rename(audit_dir)
         assert client.get("/readyz").status_code == 200
         assert client.post("/api/v1/calculate", json=CALC).status_code == 200
     # Nothing answered 200 without its record in the file.
-    filed = [json.loads(line) for line in (audit_dir / "audit.jsonl").read_text().splitlines()]
+    filed = file_records(audit_dir / "audit.jsonl")
     answered = [r for r in filed if r["event"] == "calculation"]
     assert [r["expression"] for r in answered] == ["6*7", "6*7"]
 
@@ -70,14 +79,8 @@ def test_the_first_ping_after_the_audit_directory_is_replaced_is_refused(
         ping = {"target": "127.0.0.1", "count": 1}
         with server.client("pinger") as client:
             assert client.post("/api/v1/ping", json=ping).status_code == 200
-            moved = tmp_path / "audit.moved"
-            audit_dir.rename(moved)
-            audit_dir.write_text("")
-            try:
+            with swapped(audit_dir, tmp_path / "audit.moved", lambda p: p.write_text("")):
                 assert client.post("/api/v1/ping", json=ping).status_code == 503
-            finally:
-                audit_dir.unlink()
-                moved.rename(audit_dir)
             assert client.post("/api/v1/ping", json=ping).status_code == 200
 
 
@@ -126,16 +129,10 @@ def test_an_audit_file_swapped_for_a_symlink_is_refused(
     live = audit_dir / "audit.jsonl"
     with server.client("calc") as client:
         assert client.post("/api/v1/calculate", json=CALC).status_code == 200
-        saved = tmp_path / "audit.saved"
-        live.rename(saved)
-        live.symlink_to("/dev/null")
-        try:
+        with swapped(live, tmp_path / "audit.saved", lambda p: p.symlink_to("/dev/null")):
             for _ in range(3):
                 assert client.post("/api/v1/calculate", json=CALC).status_code == 503
             assert client.get("/readyz").status_code == 503
-        finally:
-            live.unlink()
-            saved.rename(live)
         assert client.get("/readyz").status_code == 200
         assert client.post("/api/v1/calculate", json=CALC).status_code == 200
 

@@ -14,23 +14,14 @@ import pytest
 
 from pingcalc import __version__
 from pingcalc.cli import build_parser
-from tests_support import PINGCALC, AuditKeys, file_records, process_env
+from tests_support import PINGCALC, AuditKeys, file_records, process_env, run_pingcalc
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = process_env()
-    clean["PINGCALC_TOKENS_FILE"] = str(tmp_path / "tokens.json")
-    return subprocess.run(
-        [PINGCALC, *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd=tmp_path,
-        env={**clean, **env},
-    )
+    env = {"PINGCALC_TOKENS_FILE": str(tmp_path / "tokens.json"), **env}
+    return run_pingcalc(*args, env=env, cwd=tmp_path)
 
 
 def test_version_prints_the_package_version(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pingcalc.auth import (
     read_records,
     revoke_token,
 )
-from tests_support import PINGCALC
+from tests_support import run_pingcalc
 
 
 def test_token_file_stores_only_sha256_hash(tmp_path: Path) -> None:
@@ -124,14 +124,7 @@ def test_overlong_presented_token_is_refused_cheaply(tmp_path: Path) -> None:
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PINGCALC, "--tokens-file", str(tmp_path / "tokens.json"), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd=tmp_path,
-    )
+    return run_pingcalc("--tokens-file", str(tmp_path / "tokens.json"), *args, cwd=tmp_path)
 
 
 def test_cli_create_prints_token_once_and_list_never_shows_it(tmp_path: Path) -> None:

@@ -53,7 +53,6 @@ def audit_unavailable() -> Problem:
         "retry later (the operator sees the cause in the server log)",
         kind="audit-unavailable",
         title="Audit trail unavailable",
-        headers={"Retry-After": str(AUDIT_RETRY_AFTER)},
         reason="audit_unavailable",
         retry_after=AUDIT_RETRY_AFTER,
     )

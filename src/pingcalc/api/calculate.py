@@ -31,11 +31,7 @@ from pingcalc.api.admission import admit, audit_unavailable, require_json, unrec
 from pingcalc.api.exchange import Exchange
 from pingcalc.api.openapi import (
     AUDIT_DOWN,
-    BAD_FORWARDING,
-    NOT_JSON,
-    RATE_LIMITED,
-    TOO_LARGE,
-    UNAUTHORIZED,
+    JSON_BODY_ANSWERS,
     Answer,
     Operation,
     ProblemDocument,
@@ -136,16 +132,12 @@ OPERATION = Operation(
     scope="calculate",
     request=CalculateBody,
     answers={
+        **JSON_BODY_ANSWERS,
         200: Answer(
             "The value, or one result or problem per expression of a batch", CalculateAnswer
         ),
-        400: BAD_FORWARDING,
-        401: UNAUTHORIZED,
         403: problem("The token lacks the `calculate` scope"),
-        413: TOO_LARGE,
-        415: NOT_JSON,
         422: problem("The body or the expression was rejected (`detail`, `position`)"),
-        429: RATE_LIMITED,
         503: AUDIT_DOWN,
     },
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pingcalc.api.exchange import Exchange
 from pingcalc.api.problems import Problem
 from pingcalc.api.routing import Route
-from pingcalc.api.web import StaticFile, _load
+from pingcalc.api.web import ASSET_CACHE_CONTROL, StaticFile, load, serve
 
 # Like the page's CSP: scripts, styles, images and fetches from this origin only; no inline
 # code, no framing, no <base>, no form posts anywhere (the "Try it" form is sent by fetch).
@@ -21,26 +21,17 @@ DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-PAGE = _load("docs.html", "text/html; charset=utf-8")
+PAGE = load("docs.html", "text/html; charset=utf-8")
 ASSET_PREFIX = "/docs/"
 ASSETS: dict[str, StaticFile] = {
-    "docs.js": _load("docs.js", "text/javascript; charset=utf-8"),
-    "docs.css": _load("docs.css", "text/css; charset=utf-8"),
+    "docs.js": load("docs.js", "text/javascript; charset=utf-8"),
+    "docs.css": load("docs.css", "text/css; charset=utf-8"),
 }
 
 
 async def _serve(ex: Exchange, file: StaticFile) -> None:
-    headers = [
-        (b"content-security-policy", DOCS_CSP.encode()),
-        (b"cache-control", b"no-cache"),
-        (b"etag", file.etag.encode()),
-        (b"cross-origin-opener-policy", b"same-origin"),
-    ]
-    for name, value in ex.scope["headers"]:
-        if name == b"if-none-match" and file.etag.encode() in value:
-            await ex.respond(304, b"", headers=headers)
-            return
-    await ex.respond(200, file.body, file.media_type.encode(), headers)
+    # The page and its files alike are revalidated on every use, so versions never mix.
+    await serve(ex, file, cache_control=ASSET_CACHE_CONTROL, csp=DOCS_CSP)
 
 
 async def page(ex: Exchange) -> None:

@@ -22,7 +22,6 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 from pingcalc.api.asgi import Receive, Scope, Send
 from pingcalc.api.exchange import BodyTooLarge, ClientDisconnected, Exchange
@@ -50,20 +49,15 @@ Lifespan = Callable[[], AbstractAsyncContextManager[None]]
 
 def refusal_problem(refusal: Refusal) -> Problem:
     """The problem response for a gate refusal."""
-    headers: dict[str, str] = {}
-    extensions: dict[str, Any] = {"reason": refusal.reason}
-    if refusal.retry_after:
-        headers["Retry-After"] = str(refusal.retry_after)
-        extensions["retry_after"] = refusal.retry_after
-    if refusal.challenge:
-        headers["WWW-Authenticate"] = refusal.challenge
+    headers = {"WWW-Authenticate": refusal.challenge} if refusal.challenge else {}
     return Problem(
         refusal.status,
         refusal.detail,
         kind=refusal.kind,
         title=refusal.title,
         headers=headers,
-        **extensions,
+        reason=refusal.reason,
+        retry_after=refusal.retry_after,
     )
 
 

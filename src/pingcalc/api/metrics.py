@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pingcalc.api.admission import admit
 from pingcalc.api.exchange import Exchange
-from pingcalc.api.openapi import RATE_LIMITED, UNAUTHORIZED, Answer, Operation, problem
+from pingcalc.api.openapi import ADMISSION_ANSWERS, Answer, Operation, problem
 from pingcalc.api.routing import Route
 from pingcalc.metrics import CONTENT_TYPE
 from pingcalc.services import Services
@@ -14,11 +14,9 @@ OPERATION = Operation(
     tags=("metrics",),
     scope="metrics",
     answers={
+        **ADMISSION_ANSWERS,
         200: Answer("Prometheus text format", media_type=CONTENT_TYPE, schema={"type": "string"}),
-        400: problem("A trusted proxy's `X-Forwarded-For` names no client address"),
-        401: UNAUTHORIZED,
         403: problem("The token lacks the `metrics` scope"),
-        429: RATE_LIMITED,
     },
 )
 

@@ -61,6 +61,14 @@ BAD_FORWARDING = problem("A trusted proxy's `X-Forwarded-For` names no client ad
 TOO_LARGE = problem("The body is larger than the server's limit")
 NOT_JSON = problem("The body is not sent as `application/json`")
 AUDIT_DOWN = problem("The audit trail cannot be written (fail-closed): retry later")
+# What admission (`Gate.admit`) may answer on any route that needs a token.
+ADMISSION_ANSWERS: dict[int, Answer] = {
+    400: BAD_FORWARDING,
+    401: UNAUTHORIZED,
+    429: RATE_LIMITED,
+}
+# What a route that needs a token and reads a JSON body may answer before its own checks.
+JSON_BODY_ANSWERS: dict[int, Answer] = {**ADMISSION_ANSWERS, 413: TOO_LARGE, 415: NOT_JSON}
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,7 +213,6 @@ def route(services: Services) -> Route:
                 429 if per_token else 503,
                 str(exc),
                 kind="rate-limited" if per_token else "capacity",
-                headers={"Retry-After": str(exc.retry_after)},
                 reason=exc.reason,
                 retry_after=exc.retry_after,
             ) from None

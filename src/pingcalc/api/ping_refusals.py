@@ -83,14 +83,15 @@ def refusal(error: PingError) -> tuple[str, Problem, dict[str, Any]]:
         raise error
     fields = _fields(error)
     extensions: dict[str, Any] = dict(fields)
-    headers: dict[str, str] = {}
     if isinstance(error, PlanError):
         reason = str(error).partition(": ")[2] or str(error)
         extensions["errors"] = [{"field": error.field, "reason": reason}]
-    if kind.retry_after:
-        headers["Retry-After"] = str(kind.retry_after)
-        extensions["retry_after"] = kind.retry_after
     problem = Problem(
-        kind.status, str(error), kind=kind.kind, title=kind.title, headers=headers, **extensions
+        kind.status,
+        str(error),
+        kind=kind.kind,
+        title=kind.title,
+        retry_after=kind.retry_after,
+        **extensions,
     )
     return kind.reason, problem, fields

@@ -12,17 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt, StrictStr, field_validator
 from pydantic_core import PydanticCustomError
 
-from pingcalc.api.openapi import (
-    BAD_FORWARDING,
-    NOT_JSON,
-    RATE_LIMITED,
-    TOO_LARGE,
-    UNAUTHORIZED,
-    Answer,
-    Operation,
-    ProblemDocument,
-    problem,
-)
+from pingcalc.api.openapi import JSON_BODY_ANSWERS, Answer, Operation, ProblemDocument, problem
 from pingcalc.settings import Settings
 
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
@@ -113,22 +103,18 @@ OPERATION = Operation(
     scope="ping",
     request=PingRequest,
     answers={
+        **JSON_BODY_ANSWERS,
         200: Answer(
             "The replies, loss and round-trip statistics",
             PingResponse,
             extra_media=((NDJSON_MEDIA_TYPE, PingStreamLine),),
         ),
-        400: BAD_FORWARDING,
-        401: UNAUTHORIZED,
         403: problem(
             "The target, or an address of the host name, is not allowed (`address`, "
             "`category`); or the token lacks the `ping` scope"
         ),
         404: problem("The host name does not exist or has no address of the family asked"),
-        413: TOO_LARGE,
-        415: NOT_JSON,
         422: problem("The target, count or family is invalid"),
-        429: RATE_LIMITED,
         502: problem("The resolver failed to answer for the host name"),
         503: problem(
             "Too many pings or name lookups in flight (`Retry-After`), the server cannot "

@@ -17,7 +17,11 @@ PROBLEM_BASE = "urn:pingcalc:problem:"
 
 
 class Problem(Exception):
-    """An error the API answers with a problem+json body."""
+    """An error the API answers with a problem+json body.
+
+    `retry_after` (seconds, if not 0) is sent both as the `Retry-After` header and as the
+    `retry_after` member, after the other extensions.
+    """
 
     def __init__(
         self,
@@ -28,6 +32,7 @@ class Problem(Exception):
         title: str | None = None,
         headers: dict[str, str] | None = None,
         close: bool = False,
+        retry_after: int = 0,
         **extensions: Any,
     ) -> None:
         super().__init__(detail)
@@ -35,82 +40,38 @@ class Problem(Exception):
         self.detail = detail
         self.kind = kind
         self.title = title
-        self.headers = headers or {}
+        retry = {"Retry-After": str(retry_after)} if retry_after else {}
+        self.headers = {**retry, **(headers or {})}
         # Close the connection after answering (the body may be unread, or the request
         # framing untrustworthy).
         self.close = close
         self.extensions = extensions
-
-    def body(self, request_id: str | None) -> bytes:
-        return problem_body(
-            self.status,
-            self.detail,
-            kind=self.kind,
-            title=self.title,
-            request_id=request_id,
-            **self.extensions,
-        )
+        if retry_after:
+            self.extensions["retry_after"] = retry_after
 
     def document(self, request_id: str | None = None) -> dict[str, Any]:
         """The problem as a JSON-ready object (one item of a batch answer, say)."""
-        return problem_document(
-            self.status,
-            self.detail,
-            kind=self.kind,
-            title=self.title,
-            request_id=request_id,
-            **self.extensions,
-        )
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.kind if self.kind else "about:blank",
+            "title": self.title or HTTPStatus(self.status).phrase,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if request_id:
+            body["request_id"] = request_id
+        body.update(self.extensions)
+        return body
 
-
-def problem_document(
-    status: int,
-    detail: str,
-    *,
-    kind: str | None = None,
-    title: str | None = None,
-    request_id: str | None = None,
-    **extensions: Any,
-) -> dict[str, Any]:
-    """One problem document as an object."""
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + kind if kind else "about:blank",
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-    }
-    if request_id:
-        body["request_id"] = request_id
-    body.update(extensions)
-    return body
-
-
-def problem_body(
-    status: int,
-    detail: str,
-    *,
-    kind: str | None = None,
-    title: str | None = None,
-    request_id: str | None = None,
-    **extensions: Any,
-) -> bytes:
-    """Serialise one problem document."""
-    body = problem_document(
-        status, detail, kind=kind, title=title, request_id=request_id, **extensions
-    )
-    return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
+    def body(self, request_id: str | None) -> bytes:
+        """The serialised problem document."""
+        return json.dumps(
+            self.document(request_id), ensure_ascii=True, separators=(",", ":")
+        ).encode()
 
 
 def too_many(detail: str, retry_after: int, reason: str) -> Problem:
     """429 with Retry-After."""
-    return Problem(
-        429,
-        detail,
-        kind="rate-limited",
-        headers={"Retry-After": str(retry_after)},
-        reason=reason,
-        retry_after=retry_after,
-    )
+    return Problem(429, detail, kind="rate-limited", reason=reason, retry_after=retry_after)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

@@ -58,29 +58,27 @@ def _file(body: bytes, media_type: str) -> StaticFile:
     return StaticFile(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 
 
-def _load(name: str, media_type: str) -> StaticFile:
+def load(name: str, media_type: str) -> StaticFile:
+    """A file of `pingcalc/web/static`, read now."""
     return _file((files("pingcalc.web") / "static" / name).read_bytes(), media_type)
 
 
 # Read at import: a missing file fails the start-up, not the first visitor.
-INDEX = _load(INDEX_NAME, INDEX_TYPE)
-ASSETS: dict[str, StaticFile] = {name: _load(name, kind) for name, kind in ASSET_TYPES.items()}
+INDEX = load(INDEX_NAME, INDEX_TYPE)
+ASSETS: dict[str, StaticFile] = {name: load(name, kind) for name, kind in ASSET_TYPES.items()}
 
 STATIC_PREFIX = "/static/"
 
 
-def _headers(file: StaticFile, cache_control: str) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"content-security-policy", PAGE_CSP.encode()),
+async def serve(ex: Exchange, file: StaticFile, *, cache_control: str, csp: str = PAGE_CSP) -> None:
+    """`file` under `csp`, or 304 when the client's `If-None-Match` holds its etag."""
+    headers = [
+        (b"content-security-policy", csp.encode()),
         (b"cache-control", cache_control.encode()),
         (b"etag", file.etag.encode()),
         # No other window may hold a reference to the page (tab-nabbing, XS-leaks).
         (b"cross-origin-opener-policy", b"same-origin"),
     ]
-
-
-async def _serve(ex: Exchange, file: StaticFile, cache_control: str) -> None:
-    headers = _headers(file, cache_control)
     for name, value in ex.scope["headers"]:
         if name == b"if-none-match" and file.etag.encode() in value:
             await ex.respond(304, b"", headers=headers)
@@ -90,7 +88,7 @@ async def _serve(ex: Exchange, file: StaticFile, cache_control: str) -> None:
 
 async def index(ex: Exchange) -> None:
     """The page with the ping and calculate forms."""
-    await _serve(ex, INDEX, INDEX_CACHE_CONTROL)
+    await serve(ex, INDEX, cache_control=INDEX_CACHE_CONTROL)
 
 
 def routes(calc_reference: dict[str, Any]) -> list[Route]:
@@ -103,7 +101,7 @@ def routes(calc_reference: dict[str, Any]) -> list[Route]:
         file = assets.get(ex.path[len(STATIC_PREFIX) :])
         if file is None:
             raise Problem(404, "there is no such static file", kind="not-found")
-        await _serve(ex, file, ASSET_CACHE_CONTROL)
+        await serve(ex, file, cache_control=ASSET_CACHE_CONTROL)
 
     return [
         Route("GET", "/", index),

@@ -18,18 +18,20 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pingcalc.audit.chain import CHECKPOINT_EVENT, GENESIS_EVENT
-from pingcalc.audit.errors import AuditKeyError
+from pingcalc.audit.chain import CHECKPOINT_EVENT, CUT_EVENT, GENESIS_EVENT
+from pingcalc.audit.errors import KeyNotSavedError
 from pingcalc.audit.fields import FIXED_FIELDS, shape
 from pingcalc.logs import utc_timestamp
 
 FailurePolicy = Literal["closed", "open"]
 Observer = Callable[[dict[str, Any]], None]
 # Written only by the chained file sink itself (a caller's copy would break the chain's rules).
-RESERVED_EVENTS = frozenset({GENESIS_EVENT, CHECKPOINT_EVENT})
+RESERVED_EVENTS = frozenset({GENESIS_EVENT, CHECKPOINT_EVENT, CUT_EVENT})
 DEFAULT_CHECKPOINT_SECONDS = 60.0
 # What a sink may raise when a record cannot be written durably.
-SINK_ERRORS = (OSError, AuditKeyError)
+# Whatever a durable sink raises is its failure (fail-closed), never the caller's 500: an
+# unexpected kind (a ValueError from a strange file name) included.
+SINK_ERRORS = (Exception,)
 
 
 @runtime_checkable
@@ -169,6 +171,10 @@ class Auditor:
                     continue  # probe() recovers it; its next checkpoint covers the gap
                 try:
                     record = health.sink.checkpoint(min_interval)
+                except KeyNotSavedError as exc:
+                    anchored.append(exc.record)  # sealed and durable: it ships, and then
+                    self._fail(health, exc)  # the sink is failed until the key is saved
+                    continue
                 except SINK_ERRORS as exc:
                     self._fail(health, exc)
                     continue

@@ -29,6 +29,8 @@ from pingcalc.audit.keys import EvolvingKey
 GENESIS = "0" * 64
 GENESIS_EVENT = "audit_chain_started"
 CHECKPOINT_EVENT = "audit_checkpoint"
+# Sealed by the writer when it finds the file shorter than it left it: records were cut.
+CUT_EVENT = "audit_file_cut"
 # Domain separation: a record's MAC input can never equal the key-evolution input.
 RECORD_DOMAIN = b"pingcalc-audit-v1 record\n"
 # The mac is the last member of every line, in exactly this form.
@@ -96,7 +98,7 @@ def parse(raw: bytes) -> Sealed | str:
         return "not valid JSON (truncated?): the last line has no end"
     try:
         record = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a line of deeply nested brackets
         return "not valid JSON (truncated?)"
     if not isinstance(record, dict):
         return "not an audit record"
@@ -147,6 +149,11 @@ def read_head(path: Path) -> Sealed | None:
     return None
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also takes `²`, which `int()` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def rotated_paths(path: Path) -> list[Path]:
     """`path.1`, `path.2`, ... that exist, oldest (lowest number) first."""
     found: list[tuple[int, Path]] = []
@@ -154,7 +161,7 @@ def rotated_paths(path: Path) -> list[Path]:
     with contextlib.suppress(OSError):
         for entry in path.parent.iterdir():
             suffix = entry.name[len(prefix) :]
-            if entry.name.startswith(prefix) and suffix.isdigit():
+            if entry.name.startswith(prefix) and _is_number(suffix):
                 found.append((int(suffix), entry))
     return [p for _, p in sorted(found)]
 
@@ -162,7 +169,7 @@ def rotated_paths(path: Path) -> list[Path]:
 def base_of(path: Path) -> Path:
     """The live file a rotated `X.N` belongs to (`X`); `path` itself otherwise."""
     base, _, suffix = path.name.rpartition(".")
-    return path.with_name(base) if suffix.isdigit() and base else path
+    return path.with_name(base) if _is_number(suffix) and base else path
 
 
 def order_files(paths: Iterable[Path]) -> list[Path]:

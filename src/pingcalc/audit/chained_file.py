@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from pingcalc.audit.chain import (
     CHECKPOINT_EVENT,
+    CUT_EVENT,
     GENESIS,
     GENESIS_EVENT,
     Sealed,
@@ -35,7 +36,7 @@ from pingcalc.audit.chain import (
     rotated_paths,
     seal,
 )
-from pingcalc.audit.errors import AuditKeyError
+from pingcalc.audit.errors import AuditKeyError, KeyNotSavedError
 from pingcalc.audit.fields import CHAIN_FIELDS, shape
 from pingcalc.audit.keys import (
     EvolvingKey,
@@ -60,6 +61,23 @@ Notice = Callable[[dict[str, Any]], None]
 
 def _drop(_record: dict[str, Any]) -> None:
     """The default notice handler: a sink alone has nowhere else to report."""
+
+
+# A checkpoint time this far in the future is not believed (workers share one host clock):
+# an intruder who edits the state file's readable first line must not stop checkpoints.
+CLOCK_SKEW_SECONDS = 5.0
+# Most epochs a file's last record may be ahead of the key this process holds before the
+# tail is taken as forged (another worker's checkpoints, one per interval, never get near it):
+# a forged far-future epoch must not make the writer hash its key for ever under the lock.
+MAX_EPOCH_GAP = 10_000
+
+
+def _recent(checkpointed: float | None, interval: float) -> bool:
+    """Whether another process checkpointed less than `interval` seconds ago."""
+    if checkpointed is None:
+        return False
+    elapsed = time.time() - checkpointed
+    return -CLOCK_SKEW_SECONDS <= elapsed < interval
 
 
 class _Head(NamedTuple):
@@ -98,6 +116,8 @@ class ChainedFileSink:
         self._head: _Head | None = None
         self._key: EvolvingKey | None = None
         self._state: KeyState | None = None  # as last read from, or written to, the state file
+        # A cut found by `_sync`, sealed into the file before the next record.
+        self._pending_cut: dict[str, int] | None = None
 
     # --- the sink interface ------------------------------------------------------------------
 
@@ -160,6 +180,14 @@ class ChainedFileSink:
         if self._head is None:
             genesis, data = self._genesis(key, record.get("ts"))
             self._head = _Head(0, genesis["mac"], key.epoch, False)
+        if self._pending_cut is not None:
+            cut = shape(CUT_EVENT, {"outcome": "error", "reason": "records_removed"})
+            cut.update(self._pending_cut)
+            cut.update(seq=self._head.seq + 1, epoch=key.epoch, prev=self._head.mac)
+            line, cut["mac"] = seal(cut, key)
+            data += line
+            self._head = _Head(cut["seq"], cut["mac"], key.epoch, False)
+            self._pending_cut = None
         head = self._head
         record["seq"] = head.seq + 1
         record["epoch"] = key.epoch
@@ -182,8 +210,9 @@ class ChainedFileSink:
         chain = secrets.token_hex(16)
         previous = self._state
         checkpointed = previous.checkpointed if previous else None
-        self._state = KeyState(key.key_id, key.epoch, chain, checkpointed)
-        write_state(self._state_path, self._state, key)
+        state = KeyState(key.key_id, key.epoch, chain, checkpointed)
+        write_state(self._state_path, state, key)
+        self._state = state
         fields: dict[str, Any] = {"outcome": "info", "chain": chain, "key_id": key.key_id}
         if key.epoch > 0:
             # The key has evolved, so records of earlier epochs existed: their files are gone.
@@ -206,7 +235,7 @@ class ChainedFileSink:
             disk = self._state or KeyState(self._current_key().key_id, self._current_key().epoch)
         if disk.epoch > self._current_key().epoch:
             self._adopt_state()
-        if min_interval and disk.checkpointed and time.time() - disk.checkpointed < min_interval:
+        if min_interval and _recent(disk.checkpointed, min_interval):
             return None
         key = self._current_key()
         chain = disk.chain or self._chain_from_files()
@@ -218,8 +247,14 @@ class ChainedFileSink:
         # The records a checkpoint vouches for reach the disk before the checkpoint leaves.
         os.fsync(self._fd_now())
         key.advance_to(key.epoch + 1)  # k_e is overwritten: nothing here can seal epoch e again
-        self._state = KeyState(key.key_id, key.epoch, chain, time.time())
-        write_state(self._state_path, self._state, key)
+        state = KeyState(key.key_id, key.epoch, chain, time.time())
+        try:
+            write_state(self._state_path, state, key)
+        except OSError as exc:
+            # The old key is still on disk: the sink fails (closed) until the new one is saved
+            # (the next write retries it), and the checkpoint, durable in the file, still ships.
+            raise KeyNotSavedError(record, exc) from exc
+        self._state = state
         return record
 
     def _sync(self, size: int) -> None:
@@ -228,8 +263,14 @@ class ChainedFileSink:
         if size != self._offset or self._key is None:
             if self._key is None:
                 self._state, self._key = open_sealing_key(self.path, self.key_file)
+            elif 0 < size < self._offset:
+                # The file we hold shrank behind our back: records were cut. Said on the
+                # streams now and sealed into the file, where `audit verify` reports it.
+                self._cut(self._offset, size)
             try:
                 last = read_tail(fd, size) if size else self._last_rotated()
+                if last is not None and not self._trusted(last):
+                    raise ValueError("the last record is not sealed by this trail's key")
             except ValueError:
                 # A damaged tail (a crash mid-write, or an edit): keep writing; verify reports it.
                 self.notice(self._problem("audit_file_tail_unreadable", "a new chain starts here"))
@@ -240,6 +281,38 @@ class ChainedFileSink:
             self._offset = size
         if self._state is None or self._state.epoch < self._current_key().epoch:
             self._persist()
+
+    def _trusted(self, last: Sealed) -> bool:
+        """Whether the file's last record was sealed by this trail's key at its epoch.
+
+        Its epoch may be ahead of ours (another worker checkpointed): the state file then
+        holds that key; a forged epoch far ahead, or a record no key of ours sealed, is not
+        followed.
+        """
+        key = self._current_key()
+        if last.epoch > key.epoch:
+            with contextlib.suppress(OSError, AuditKeyError):
+                if read_state_header(self._state_path).epoch >= last.epoch:
+                    self._adopt_state()
+                    key = self._current_key()
+        if not 0 <= last.epoch - key.epoch <= MAX_EPOCH_GAP:
+            # Behind our key: sealed by a key this process no longer holds (a checkpoint it
+            # closed was cut, or an old record was replayed); far ahead: forged.
+            return last.epoch == key.epoch - 1 and last.is_checkpoint
+        probe = key.copy()
+        try:
+            probe.advance_to(last.epoch)
+            return last.sealed_by(probe)
+        finally:
+            probe.erase()
+
+    def _cut(self, expected: int, found: int) -> None:
+        """Record that the file was cut from `expected` to `found` bytes (the streams at once,
+        then the file itself, right after what is left of it)."""
+        problem = self._problem(CUT_EVENT, f"the file shrank from {expected} to {found} bytes")
+        problem.update(expected_bytes=expected, found_bytes=found)
+        self.notice(problem)
+        self._pending_cut = {"expected_bytes": expected, "found_bytes": found}
 
     def _persist(self) -> None:
         """Save the evolved key unless another process already did (or went further)."""
@@ -255,10 +328,11 @@ class ChainedFileSink:
             self._state = disk
             return
         base = disk or self._state
-        self._state = KeyState(
+        state = KeyState(
             key.key_id, key.epoch, base.chain if base else None, base.checkpointed if base else None
         )
-        write_state(self._state_path, self._state, key)
+        write_state(self._state_path, state, key)
+        self._state = state  # only once it is on disk: a failure is retried at the next write
 
     def _adopt_state(self) -> None:
         """Take the state file's key: it is ahead of ours (never seal with an older key)."""

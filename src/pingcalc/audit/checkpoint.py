@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 
 from pingcalc.audit.auditor import Auditor
+from pingcalc.logs import get_logger
+
+log = get_logger("pingcalc.audit")
 
 
 async def run_checkpoints(auditor: Auditor, interval: float | None = None) -> None:
@@ -28,4 +31,7 @@ async def run_checkpoints(auditor: Auditor, interval: float | None = None) -> No
     seconds = auditor.checkpoint_seconds if interval is None else interval
     while True:
         await asyncio.sleep(seconds)
-        await asyncio.to_thread(auditor.checkpoint, seconds / 2)
+        try:
+            await asyncio.to_thread(auditor.checkpoint, seconds / 2)
+        except Exception:  # one failed checkpoint must not end all later ones silently
+            log.exception("audit_checkpoint_failed")

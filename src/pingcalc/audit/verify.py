@@ -17,13 +17,24 @@ problem, naming its file and line:
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from pingcalc.audit.chain import CHECKPOINT_EVENT, Sealed, base_of, dumps, order_files, parse
+from pingcalc.audit.chain import (
+    CHECKPOINT_EVENT,
+    CUT_EVENT,
+    Sealed,
+    base_of,
+    dumps,
+    order_files,
+    parse,
+)
 from pingcalc.audit.keys import EvolvingKey, read_initial_key
 
 # A shipped checkpoint may claim at most this many epochs past the files' last one; each costs
@@ -81,8 +92,12 @@ class Chain:
         last = self.files[-1]
         return last.path, last.lines + 1
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, shipped: bool = False) -> dict[str, Any]:
+        """What was proved; with `shipped` (logs were given), the records not yet anchored
+        are counted from the last *shipped* checkpoint: one only in the file proves nothing
+        against someone who can write the file."""
         last_checkpoint = self.last_checkpoint_seq
+        anchor = self.anchored_seq if shipped else last_checkpoint
         return {
             "chain": self.id,
             "files": [str(f.path) for f in self.files],
@@ -94,8 +109,7 @@ class Chain:
             "anchored_seq": self.anchored_seq,
             # Sealed with the key the service still holds: authentic only until the next
             # checkpoint anchors them.
-            "unanchored_records": self.last_seq
-            - (-1 if last_checkpoint is None else last_checkpoint),
+            "unanchored_records": self.last_seq - (-1 if anchor is None else anchor),
         }
 
 
@@ -124,14 +138,15 @@ class VerifyResult:
             return str(self.problem)
         text = f"intact: {self.records} records in {self.files} file(s)"
         for chain in self.chains:
-            summary = chain.summary()
+            summary = chain.summary(shipped=bool(self.checkpoint_logs))
             text += (
                 f"; chain {chain.id}: seq 0-{chain.last_seq}, epochs 0-{chain.last_epoch}, "
                 f"last mac {chain.last_mac}"
             )
             if summary["unanchored_records"]:
+                which = "shipped checkpoint" if self.checkpoint_logs else "checkpoint"
                 text += (
-                    f", {summary['unanchored_records']} record(s) after the last checkpoint "
+                    f", {summary['unanchored_records']} record(s) after the last {which} "
                     "(sealed with the key the service still holds)"
                 )
         if self.checkpoint_logs:
@@ -155,7 +170,7 @@ class VerifyResult:
             else {"file": str(problem.path), "line": problem.line, "reason": problem.reason},
             "records": self.records,
             "files": self.files,
-            "chains": [c.summary() for c in self.chains],
+            "chains": [c.summary(shipped=bool(self.checkpoint_logs)) for c in self.chains],
             "checkpoints": {
                 "logs": self.checkpoint_logs,
                 "matched": self.checkpoints_matched,
@@ -225,7 +240,7 @@ class _Walker:
 
     def walk_file(self, path: Path) -> Problem | None:
         entry: _File | None = None
-        with path.open("rb") as handle:
+        with _open_regular(path) as handle:
             for number, raw in enumerate(handle, start=1):
                 sealed = parse(raw)
                 if isinstance(sealed, str):
@@ -309,6 +324,12 @@ class _Walker:
             return f"prev does not match {link.where}'s mac (line deleted, inserted or reordered)"
         if link is not None and sealed.seq != link.seq + 1:
             return f"seq {sealed.seq} does not follow {link.seq} (records spliced)"
+        if sealed.event == CUT_EVENT:
+            return (
+                f"the writer found the file cut here, from {sealed.record.get('expected_bytes')} "
+                f"to {sealed.record.get('found_bytes')} bytes: records before this line were "
+                "removed"
+            )
         if sealed.is_checkpoint:
             if sealed.record.get("chain") != chain.id:
                 return "a checkpoint of another chain (records spliced from another trail)"
@@ -327,7 +348,7 @@ class _Walker:
         found: list[tuple[Path, int, Sealed]] = []
         ignored = 0
         for log in logs:
-            with log.open("rb") as handle:
+            with _open_regular(log) as handle:
                 for number, raw in enumerate(handle, start=1):
                     if b"audit_checkpoint" not in raw or len(raw) > MAX_LOG_LINE:
                         continue
@@ -406,6 +427,16 @@ class _Walker:
             )
         chain.anchored_seq = max(chain.anchored_seq or -1, sealed.seq)
         return None
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file (a FIFO would block for ever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def _checkpoint_in(raw: bytes) -> dict[str, Any] | None:

@@ -53,6 +53,7 @@ def _float_fault(value: float) -> Fault:
 
 
 def _result_check(max_bits: int) -> Callable[[object], Number]:
+    # `v - v` is 0.0 for a finite float and NaN (truthy) for inf and NaN: the cheapest test.
     def check(value: object) -> Number:
         if type(value) is int:
             if value.bit_length() > max_bits:
@@ -71,24 +72,11 @@ def _result_check(max_bits: int) -> Callable[[object], Number]:
 def _binary_ops(max_bits: int, check: Callable[[object], Number]) -> dict[str, BinaryOp]:
     """The seven operators with their bounds; each raises `Fault` or an ArithmeticError."""
 
-    # `r - r` is 0.0 for a finite float and NaN (truthy) for inf and NaN: the cheapest test.
     def add(a: Number, b: Number) -> Number:
-        r = a + b
-        if r.__class__ is int:
-            if r.bit_length() > max_bits:
-                raise TooBig
-        elif r - r:
-            raise _float_fault(r)
-        return r
+        return check(a + b)
 
     def sub(a: Number, b: Number) -> Number:
-        r = a - b
-        if r.__class__ is int:
-            if r.bit_length() > max_bits:
-                raise TooBig
-        elif r - r:
-            raise _float_fault(r)
-        return r
+        return check(a - b)
 
     def mul(a: Number, b: Number) -> Number:
         if a.__class__ is int and b.__class__ is int:

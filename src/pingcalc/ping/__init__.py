@@ -36,6 +36,7 @@ from pingcalc.ping.errors import (
 from pingcalc.ping.interface import (
     Address,
     BackendStatus,
+    Echoes,
     EventSink,
     Family,
     Lost,
@@ -71,6 +72,7 @@ __all__ = [
     "BackendUnavailableError",
     "DatagramBackend",
     "Destination",
+    "Echoes",
     "EventSink",
     "Family",
     "FamilyUnavailableError",

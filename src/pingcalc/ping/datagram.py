@@ -23,16 +23,16 @@ import time
 from ipaddress import IPv4Address
 from typing import Protocol
 
+from pingcalc.ping.errors import BackendUnavailableError, ipv6_unavailable
 from pingcalc.ping.interface import (
     Address,
-    BackendUnavailableError,
+    Echoes,
     EventSink,
     Lost,
     PingBackend,
-    PingEvent,
     PingResult,
     Reply,
-    ipv6_unavailable,
+    ignore_event,
 )
 
 ICMP_ECHO_REQUEST = 8  # RFC 792
@@ -70,10 +70,6 @@ def open_socket(family: socket.AddressFamily) -> socket.socket:
     return sock
 
 
-def _ignore(event: PingEvent) -> None:
-    """The event sink of a caller that only wants the result."""
-
-
 class _EchoSocket(Protocol):
     """What an exchange uses of its socket (a plain `socket.socket`, or a stand-in)."""
 
@@ -88,17 +84,15 @@ class _Exchange:
     def __init__(
         self,
         sock: _EchoSocket,
+        echoes: Echoes,
         *,
-        count: int,
-        timeout: float,
         reply_type: int,
         on_event: EventSink | None = None,
     ) -> None:
         self.sock = sock
-        self.count = count
-        self.timeout = timeout
+        self.echoes = echoes
         self.reply_type = reply_type
-        self.on_event = on_event or _ignore
+        self.on_event = on_event or ignore_event
         self.payload = secrets.token_bytes(PAYLOAD_BYTES)
         self.sent_at: dict[int, float] = {}
         self.replies: dict[int, Reply] = {}
@@ -107,7 +101,7 @@ class _Exchange:
         self.complete = asyncio.Event()
 
     def _settled(self) -> None:
-        if len(self.replies) + len(self.lost) == self.count:
+        if len(self.replies) + len(self.lost) == self.echoes.count:
             self.complete.set()
 
     def expire(self, seq: int) -> None:
@@ -140,7 +134,12 @@ class _Exchange:
             if kind != self.reply_type or code != 0 or data[_HEADER.size :] != self.payload:
                 continue
             sent = self.sent_at.get(seq)
-            if sent is None or seq in self.replies or seq in self.lost or now - sent > self.timeout:
+            if (
+                sent is None
+                or seq in self.replies
+                or seq in self.lost
+                or now - sent > self.echoes.timeout
+            ):
                 continue
             reply = Reply(seq, (now - sent) * 1000.0)
             self.replies[seq] = reply
@@ -153,7 +152,7 @@ class _Exchange:
         packet = _HEADER.pack(request_type, 0, 0, 0, seq) + self.payload
         self.sent_at[seq] = time.perf_counter()
         loop = asyncio.get_running_loop()
-        self.timers.append(loop.call_later(self.timeout, self.expire, seq))
+        self.timers.append(loop.call_later(self.echoes.timeout, self.expire, seq))
         try:
             self.sock.sendto(packet, (str(address), 0))
         except OSError as exc:
@@ -168,16 +167,9 @@ class DatagramBackend(PingBackend):
     name = "datagram"
 
     async def ping(
-        self,
-        address: Address,
-        *,
-        count: int,
-        timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
-        interval: float,
-        deadline: float,
-        on_event: EventSink | None = None,
+        self, address: Address, echoes: Echoes, on_event: EventSink | None = None
     ) -> PingResult:
-        """See `PingBackend.ping`; sequence numbers run from 1 to `count`."""
+        """See `PingBackend.ping`; sequence numbers run from 1 to `echoes.count`."""
         v4 = isinstance(address, IPv4Address)
         family = socket.AF_INET if v4 else socket.AF_INET6
         request_type, reply_type = (
@@ -185,20 +177,18 @@ class DatagramBackend(PingBackend):
         )
         loop = asyncio.get_running_loop()
         sock = open_socket(family)
-        exchange = _Exchange(
-            sock, count=count, timeout=timeout, reply_type=reply_type, on_event=on_event
-        )
+        exchange = _Exchange(sock, echoes, reply_type=reply_type, on_event=on_event)
         try:
             loop.add_reader(sock.fileno(), exchange.on_readable)
             # Both the deadline and the wait after the last echo end in TimeoutError, which
             # only means "stop waiting": what arrived so far is the result.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(deadline):
-                    for seq in range(1, count + 1):
+                async with asyncio.timeout(echoes.deadline):
+                    for seq in range(1, echoes.count + 1):
                         if seq > 1:
-                            await asyncio.sleep(interval)
+                            await asyncio.sleep(echoes.interval)
                         exchange.send(seq, address, request_type)
-                    last_expiry = exchange.sent_at[count] + timeout
+                    last_expiry = exchange.sent_at[echoes.count] + echoes.timeout
                     async with asyncio.timeout(max(0.0, last_expiry - time.perf_counter())):
                         await exchange.complete.wait()
         finally:

@@ -22,6 +22,7 @@ resolver's or library's own error text reaches a client (it can name internal se
 
 from __future__ import annotations
 
+import errno
 from ipaddress import IPv4Address, IPv6Address
 
 from pingcalc.errors import PingcalcError
@@ -139,3 +140,19 @@ class FamilyUnavailableError(BackendUnavailableError):
     @property
     def detail(self) -> str:
         return f"{self}; ping an IPv4 address"
+
+
+# errno of a socket or send call -> why the host cannot reach any IPv6 address at all.
+NO_IPV6_ERRNOS = {
+    errno.EAFNOSUPPORT: "IPv6 is disabled in the kernel",
+    errno.EADDRNOTAVAIL: "no IPv6 address, not even ::1",
+    errno.ENETUNREACH: "no IPv6 route to the target",
+}
+
+
+def ipv6_unavailable(code: int | None) -> FamilyUnavailableError | None:
+    """The error for an IPv6 socket or send failure that means "no IPv6 here", else None."""
+    why = NO_IPV6_ERRNOS.get(code or 0)
+    if why is None:
+        return None
+    return FamilyUnavailableError(f"IPv6 is not available on this host ({why})")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -19,7 +18,6 @@ from typing import Any, Literal
 
 # Re-exported: these lived here before ping/errors.py held every ping error.
 from pingcalc.ping.errors import BackendUnavailableError as BackendUnavailableError
-from pingcalc.ping.errors import FamilyUnavailableError
 from pingcalc.ping.errors import PingError as PingError
 
 Address = IPv4Address | IPv6Address
@@ -29,21 +27,6 @@ Family = Literal[4, 6]
 # Slack added to the time the echoes themselves need, for process start-up (subprocess
 # backend) and scheduling; the deadline still bounds every request (T1499 endpoint DoS).
 DEADLINE_SLACK_SECONDS = 0.5
-
-# errno of a socket or send call -> why the host cannot reach any IPv6 address at all.
-NO_IPV6_ERRNOS = {
-    errno.EAFNOSUPPORT: "IPv6 is disabled in the kernel",
-    errno.EADDRNOTAVAIL: "no IPv6 address, not even ::1",
-    errno.ENETUNREACH: "no IPv6 route to the target",
-}
-
-
-def ipv6_unavailable(code: int | None) -> FamilyUnavailableError | None:
-    """The error for an IPv6 socket or send failure that means "no IPv6 here", else None."""
-    why = NO_IPV6_ERRNOS.get(code or 0)
-    if why is None:
-        return None
-    return FamilyUnavailableError(f"IPv6 is not available on this host ({why})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +66,10 @@ class Lost:
 PingEvent = Reply | Lost
 # Called from the event loop for each event; must neither block nor raise.
 EventSink = Callable[[PingEvent], None]
+
+
+def ignore_event(event: PingEvent) -> None:
+    """The event sink of a caller that only wants the result."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +161,24 @@ def deadline_for(count: int, *, timeout: float, interval: float) -> float:
     return (count - 1) * interval + timeout + DEADLINE_SLACK_SECONDS
 
 
+@dataclass(frozen=True, slots=True)
+class Echoes:
+    """What one request asks of a backend: `count` echoes `interval` s apart, `timeout` s
+    of wait for each reply, and `deadline`, the most seconds the whole exchange may take."""
+
+    count: int
+    timeout: float
+    interval: float
+    deadline: float
+
+    @classmethod
+    def bounded(cls, count: int, *, timeout: float, interval: float) -> Echoes:
+        """The echoes with the deadline derived from them (`deadline_for`), never chosen."""
+        return cls(
+            count, timeout, interval, deadline_for(count, timeout=timeout, interval=interval)
+        )
+
+
 class PingBackend(ABC):
     """Sends ICMP echo requests to one validated address and collects the replies."""
 
@@ -185,48 +190,27 @@ class PingBackend(ABC):
 
     @abstractmethod
     async def ping(
-        self,
-        address: Address,
-        *,
-        count: int,
-        timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
-        interval: float,
-        deadline: float,
-        on_event: EventSink | None = None,
+        self, address: Address, echoes: Echoes, on_event: EventSink | None = None
     ) -> PingResult:
-        """Send `count` echoes `interval` s apart, wait `timeout` s for each reply.
+        """Send `echoes.count` echoes `echoes.interval` s apart, wait `echoes.timeout` s for
+        each reply.
 
-        `deadline` is the most seconds the whole call may take; when it passes, the result
-        holds what arrived so far. `on_event`, if given, is called once per echo sent with its
-        `Reply` or `Lost` as it happens. Cancelling the call stops the exchange at once and
-        releases its socket or process. Raises `BackendUnavailableError` if no echo can be sent.
+        When `echoes.deadline` seconds have passed, the result holds what arrived so far.
+        `on_event`, if given, is called once per echo sent with its `Reply` or `Lost` as it
+        happens. Cancelling the call stops the exchange at once and releases its socket or
+        process. Raises `BackendUnavailableError` if no echo can be sent.
         """
 
     async def stream(
-        self,
-        address: Address,
-        *,
-        count: int,
-        timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
-        interval: float,
-        deadline: float,
+        self, address: Address, echoes: Echoes
     ) -> AsyncGenerator[PingEvent | PingResult, None]:
         """Yield each `Reply`/`Lost` as it happens, then the `PingResult` that `ping` returns.
 
         Iterate inside `contextlib.aclosing(...)`: leaving early, or cancelling the consumer
         (a client that disconnected), cancels the exchange and releases its socket or process.
         """
-        events: asyncio.Queue[PingEvent] = asyncio.Queue()  # at most `count` items
-        exchange = asyncio.ensure_future(
-            self.ping(
-                address,
-                count=count,
-                timeout=timeout,
-                interval=interval,
-                deadline=deadline,
-                on_event=events.put_nowait,
-            )
-        )
+        events: asyncio.Queue[PingEvent] = asyncio.Queue()  # at most `echoes.count` items
+        exchange = asyncio.ensure_future(self.ping(address, echoes, events.put_nowait))
         try:
             while True:
                 waiter = asyncio.ensure_future(events.get())

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pingcalc.ping.destination import Destination
 from pingcalc.ping.errors import PlanError
-from pingcalc.ping.interface import Family, PingBackend, PingEvent, PingResult, deadline_for
+from pingcalc.ping.interface import Echoes, Family, PingBackend, PingEvent, PingResult
 
 FAMILIES: tuple[Family, ...] = (4, 6)
 
@@ -36,12 +36,9 @@ class PingSettings(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PingPlan:
-    """How many echoes, how long to wait for each, how far apart, the total deadline."""
+    """The echoes a backend is asked for, and the address family a name resolves to."""
 
-    count: int
-    timeout: float
-    interval: float
-    deadline: float
+    echoes: Echoes
     family: Family | None = None
 
     @classmethod
@@ -62,14 +59,12 @@ class PingPlan:
             if isinstance(family, bool) or family not in FAMILIES:
                 raise PlanError("family", "must be 4 or 6")
             chosen = 4 if family == 4 else 6
-        timeout, interval = settings.ping_timeout_seconds, settings.ping_interval_seconds
-        return cls(
-            count=count,
-            timeout=timeout,
-            interval=interval,
-            deadline=deadline_for(count, timeout=timeout, interval=interval),
-            family=chosen,
+        echoes = Echoes.bounded(
+            count,
+            timeout=settings.ping_timeout_seconds,
+            interval=settings.ping_interval_seconds,
         )
+        return cls(echoes, chosen)
 
     async def stream(
         self, backend: PingBackend, destination: Destination
@@ -78,26 +73,14 @@ class PingPlan:
 
         Iterate inside `contextlib.aclosing(...)`; cancelling stops the echoes at once.
         """
-        events = backend.stream(
-            destination.address,
-            count=self.count,
-            timeout=self.timeout,
-            interval=self.interval,
-            deadline=self.deadline,
-        )
+        events = backend.stream(destination.address, self.echoes)
         async with contextlib.aclosing(events):
             async for item in events:
                 yield self._label(item, destination) if isinstance(item, PingResult) else item
 
     async def run(self, backend: PingBackend, destination: Destination) -> PingResult:
         """The result alone, as `PingBackend.ping` gives it, carrying the destination's name."""
-        result = await backend.ping(
-            destination.address,
-            count=self.count,
-            timeout=self.timeout,
-            interval=self.interval,
-            deadline=self.deadline,
-        )
+        result = await backend.ping(destination.address, self.echoes)
         return self._label(result, destination)
 
     @staticmethod

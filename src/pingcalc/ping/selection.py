@@ -23,6 +23,7 @@ from pingcalc.ping.interface import (
     Address,
     BackendStatus,
     BackendUnavailableError,
+    Echoes,
     EventSink,
     PingBackend,
     PingResult,
@@ -47,14 +48,7 @@ class UnavailableBackend(PingBackend):
         self.reason = reason
 
     async def ping(
-        self,
-        address: Address,
-        *,
-        count: int,
-        timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
-        interval: float,
-        deadline: float,
-        on_event: EventSink | None = None,
+        self, address: Address, echoes: Echoes, on_event: EventSink | None = None
     ) -> PingResult:
         """Always `BackendUnavailableError` with the reason found at start-up."""
         raise BackendUnavailableError(f"no ping backend is available: {self.reason}")
@@ -178,27 +172,13 @@ class ReselectingBackend(PingBackend):
         return BackendStatus(True, self.name, self.reason)
 
     async def ping(
-        self,
-        address: Address,
-        *,
-        count: int,
-        timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
-        interval: float,
-        deadline: float,
-        on_event: EventSink | None = None,
+        self, address: Address, echoes: Echoes, on_event: EventSink | None = None
     ) -> PingResult:
         """Ping with the current backend; a backend that stopped working is replaced once."""
         self._reselect_if_due()
         backend = self.current
         try:
-            result = await backend.ping(
-                address,
-                count=count,
-                timeout=timeout,
-                interval=interval,
-                deadline=deadline,
-                on_event=on_event,
-            )
+            result = await backend.ping(address, echoes, on_event)
         except FamilyUnavailableError:
             raise  # the host has no IPv6; the backend itself is fine
         except BackendUnavailableError as exc:
@@ -208,14 +188,7 @@ class ReselectingBackend(PingBackend):
             if not self._reselect_if_due() or self.current is backend:
                 raise
             # Another backend works now (e.g. the binary after the sysctl was closed): one retry.
-            return await self.ping(
-                address,
-                count=count,
-                timeout=timeout,
-                interval=interval,
-                deadline=deadline,
-                on_event=on_event,
-            )
+            return await self.ping(address, echoes, on_event)
         self._failure = None
         return result
 

@@ -20,16 +20,16 @@ import signal
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
+from pingcalc.ping.errors import BackendUnavailableError, ipv6_unavailable
 from pingcalc.ping.interface import (
     Address,
-    BackendUnavailableError,
+    Echoes,
     EventSink,
     Lost,
     PingBackend,
-    PingEvent,
     PingResult,
     Reply,
-    ipv6_unavailable,
+    ignore_event,
 )
 
 # iputils refuses intervals below 200 ms to users without CAP_NET_RAW ("cannot flood").
@@ -60,27 +60,25 @@ def _seconds(value: float) -> str:
     return f"{max(value, 0.001):.3f}".rstrip("0").rstrip(".")
 
 
-def build_argv(
-    ping_path: str, address: Address, *, count: int, timeout: float, interval: float
-) -> list[str]:
+def build_argv(ping_path: str, address: Address, echoes: Echoes) -> list[str]:
     """`ping -4|-6 -n -c COUNT -W TIMEOUT [-i INTERVAL] -- ADDRESS`, every item fixed or typed."""
     argv = [
         ping_path,
         "-4" if isinstance(address, IPv4Address) else "-6",
         "-n",  # numeric output: no reverse DNS lookups of the replies
         "-c",
-        str(int(count)),
+        str(int(echoes.count)),
         "-W",
-        _seconds(timeout),
+        _seconds(echoes.timeout),
     ]
-    if count > 1:
-        argv += ["-i", _seconds(max(interval, MIN_INTERVAL_SECONDS))]
+    if echoes.count > 1:
+        argv += ["-i", _seconds(max(echoes.interval, MIN_INTERVAL_SECONDS))]
     # `--` ends the options; the address is the normalised text of an ipaddress object.
     argv += ["--", str(address)]
     return argv
 
 
-def parse_reply_line(line: bytes, *, count: int, timeout: float) -> Reply | None:
+def parse_reply_line(line: bytes, echoes: Echoes) -> Reply | None:
     """The reply one output line reports, if it is a timely reply to an echo of ours."""
     if b"DUP!" in line:
         return None
@@ -88,25 +86,21 @@ def parse_reply_line(line: bytes, *, count: int, timeout: float) -> Reply | None
     if match is None:
         return None
     seq, rtt_ms = int(match[1]), float(match[2])
-    if 1 <= seq <= count and rtt_ms <= timeout * 1000.0:
+    if 1 <= seq <= echoes.count and rtt_ms <= echoes.timeout * 1000.0:
         return Reply(seq, rtt_ms)
     return None
 
 
-def parse_output(stdout: bytes, *, count: int, timeout: float) -> tuple[int, list[Reply]]:
+def parse_output(stdout: bytes, echoes: Echoes) -> tuple[int, list[Reply]]:
     """(sent, replies) from iputils output; duplicates and late or unknown replies are dropped."""
     replies: dict[int, Reply] = {}
     for line in stdout.splitlines():
-        reply = parse_reply_line(line, count=count, timeout=timeout)
+        reply = parse_reply_line(line, echoes)
         if reply is not None and reply.seq not in replies:
             replies[reply.seq] = reply
     summary = _SUMMARY_LINE.search(stdout)
     sent = int(summary[1]) if summary else max(replies, default=0)
-    return min(sent, count), list(replies.values())
-
-
-def _ignore(event: PingEvent) -> None:
-    """The event sink of a caller that only wants the result."""
+    return min(sent, echoes.count), list(replies.values())
 
 
 async def _collect(
@@ -152,17 +146,10 @@ class SubprocessBackend(PingBackend):
         self.ping_path = ping_path
 
     async def ping(
-        self,
-        address: Address,
-        *,
-        count: int,
-        timeout: float,  # noqa: ASYNC109 - per-echo reply wait, not a call timeout
-        interval: float,
-        deadline: float,
-        on_event: EventSink | None = None,
+        self, address: Address, echoes: Echoes, on_event: EventSink | None = None
     ) -> PingResult:
         """See `PingBackend.ping`."""
-        argv = build_argv(self.ping_path, address, count=count, timeout=timeout, interval=interval)
+        argv = build_argv(self.ping_path, address, echoes)
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -174,18 +161,18 @@ class SubprocessBackend(PingBackend):
             )
         except OSError as exc:
             raise BackendUnavailableError(f"cannot run {self.ping_path}: {exc.strerror}") from None
-        emit = on_event or _ignore
+        emit = on_event or ignore_event
         answered: set[int] = set()
 
         def on_line(line: bytes) -> None:
-            reply = parse_reply_line(line, count=count, timeout=timeout)
+            reply = parse_reply_line(line, echoes)
             if reply is not None and reply.seq not in answered:
                 answered.add(reply.seq)
                 emit(reply)
 
         communicate = asyncio.ensure_future(_collect(process, on_line))
         try:
-            done, _ = await asyncio.wait({communicate}, timeout=deadline)
+            done, _ = await asyncio.wait({communicate}, timeout=echoes.deadline)
             if not done:
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signal.SIGINT)  # ping prints its summary and exits
@@ -211,10 +198,10 @@ class SubprocessBackend(PingBackend):
             raise BackendUnavailableError(
                 f"{self.ping_path} cannot ping here: {message[0][:200] if message else 'exit 2'}"
             )
-        sent, replies = parse_output(stdout, count=count, timeout=timeout)
+        sent, replies = parse_output(stdout, echoes)
         if process.returncode != 0 and sent == 0:
             # It could not even send (e.g. "Network is unreachable"): every echo is lost.
-            sent = count
+            sent = echoes.count
         for seq in range(1, sent + 1):
             if seq not in answered:
                 emit(Lost(seq))

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-
 from pingcalc.logs import get_logger
+
+if TYPE_CHECKING:  # redis is imported only when a redis:// storage is configured (start-up)
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
 
 log = get_logger("pingcalc.throttle")
 
@@ -53,6 +54,8 @@ class RedisLink:
     """A Redis client plus whether it is usable now (not degraded, or back after a retry)."""
 
     def __init__(self, uri: str, *, on_switch: SwitchObserver | None = None) -> None:
+        from redis.asyncio import Redis
+
         self.uri = uri
         self.client: Redis = Redis.from_url(with_timeouts(uri))
         self.degraded = False

@@ -21,6 +21,7 @@ import pytest
 from pingcalc.audit import GENESIS, Auditor, ChainedFileSink, StdoutSink, verify
 from pingcalc.audit.chain import RECORD_DOMAIN, seal
 from pingcalc.audit.keys import EvolvingKey, read_initial_key
+from pingcalc.audit.verify import Problem
 from tests_support import AuditKeys
 
 RECORDS = 1000
@@ -54,6 +55,14 @@ def unsealed(raw: bytes) -> dict[str, Any]:
     record: dict[str, Any] = json.loads(raw)
     record.pop("mac")
     return record
+
+
+def problem_in(chain: Path, data: bytes, keys: AuditKeys) -> Problem:
+    """`chain` rewritten as `data` (a tampered copy), then verified: the problem found."""
+    chain.write_bytes(data)
+    problem = verify([chain], keys.verify).problem
+    assert problem is not None
+    return problem
 
 
 @pytest.fixture(scope="module")
@@ -122,20 +131,17 @@ def test_editing_one_byte_is_detected_at_that_line(chain: Path, keys: AuditKeys,
     lines[line - 1] = (
         original[:position] + (b"7" if digit != b"7" else b"8") + original[position + 1 :]
     )
-    chain.write_bytes(b"".join(lines))
-    result = verify([chain], keys.verify)
-    assert result.problem is not None
-    assert (result.problem.path, result.problem.line) == (chain, line)
-    assert result.problem.reason.startswith("seal mismatch")
+    problem = problem_in(chain, b"".join(lines), keys)
+    assert (problem.path, problem.line) == (chain, line)
+    assert problem.reason.startswith("seal mismatch")
 
 
 def test_editing_whitespace_only_is_detected(chain: Path, keys: AuditKeys) -> None:
     """Even an edit that keeps the JSON meaning (an added space) changes the sealed bytes."""
     lines = lines_of(chain)
     lines[41] = lines[41].replace(b'"event":', b'"event": ', 1)
-    chain.write_bytes(b"".join(lines))
-    problem = verify([chain], keys.verify).problem
-    assert problem is not None and problem.line == 42 and problem.reason.startswith("seal")
+    problem = problem_in(chain, b"".join(lines), keys)
+    assert problem.line == 42 and problem.reason.startswith("seal")
 
 
 @pytest.mark.parametrize("rechain", ["sha256", "another key"])
@@ -158,9 +164,8 @@ def test_rechaining_an_edit_without_the_key_is_detected_at_the_edit(
             lines[index] = body[:-1] + b',"mac":"' + prev.encode() + b'"}\n'
         else:
             lines[index], prev = seal(record, guessed)
-    chain.write_bytes(b"".join(lines))
-    problem = verify([chain], keys.verify).problem
-    assert problem is not None and problem.line == 300
+    problem = problem_in(chain, b"".join(lines), keys)
+    assert problem.line == 300
     assert problem.reason.startswith("seal mismatch")
 
 
@@ -168,9 +173,8 @@ def test_deleting_a_line_is_detected_where_it_was(chain: Path, keys: AuditKeys) 
     """Removing line 500 leaves the next line pointing at a mac that is no longer there."""
     lines = lines_of(chain)
     del lines[499]
-    chain.write_bytes(b"".join(lines))
-    problem = verify([chain], keys.verify).problem
-    assert problem is not None and problem.line == 500
+    problem = problem_in(chain, b"".join(lines), keys)
+    assert problem.line == 500
     assert problem.reason == (
         "prev does not match line 499's mac (line deleted, inserted or reordered)"
     )
@@ -188,9 +192,8 @@ def test_inserting_a_forged_record_is_detected(chain: Path, keys: AuditKeys) -> 
         "prev": before["mac"],
     }
     lines.insert(10, seal(forged, EvolvingKey.initial(bytearray(32)))[0])
-    chain.write_bytes(b"".join(lines))
-    problem = verify([chain], keys.verify).problem
-    assert problem is not None and problem.line == 11
+    problem = problem_in(chain, b"".join(lines), keys)
+    assert problem.line == 11
     assert problem.reason.startswith("seal mismatch")
 
 
@@ -198,9 +201,8 @@ def test_swapping_two_lines_is_detected_at_the_first(chain: Path, keys: AuditKey
     """Reordering records 300 and 301 breaks the chain at line 300."""
     lines = lines_of(chain)
     lines[299], lines[300] = lines[300], lines[299]
-    chain.write_bytes(b"".join(lines))
-    problem = verify([chain], keys.verify).problem
-    assert problem is not None and problem.line == 300
+    problem = problem_in(chain, b"".join(lines), keys)
+    assert problem.line == 300
     assert "prev does not match line 299's mac" in problem.reason
 
 
@@ -210,18 +212,16 @@ def test_truncating_the_middle_is_detected_at_the_cut(chain: Path, keys: AuditKe
     lines = lines_of(chain)
     start = sum(len(raw) for raw in lines[:399]) + len(lines[399]) // 2
     end = sum(len(raw) for raw in lines[:599]) + len(lines[599]) // 3
-    chain.write_bytes(data[:start] + data[end:])
-    problem = verify([chain], keys.verify).problem
-    assert problem is not None and problem.line == 400
+    problem = problem_in(chain, data[:start] + data[end:], keys)
+    assert problem.line == 400
     assert problem.reason.startswith(("not valid JSON", "not a sealed", "seal mismatch"))
 
 
 def test_a_torn_last_line_is_reported_as_truncated(chain: Path, keys: AuditKeys) -> None:
     """A file cut in the middle of its last record (a crash, or a cut tail) does not verify."""
     count = len(lines_of(chain))
-    chain.write_bytes(chain.read_bytes()[:-40])
-    problem = verify([chain], keys.verify).problem
-    assert problem is not None and problem.line == count
+    problem = problem_in(chain, chain.read_bytes()[:-40], keys)
+    assert problem.line == count
     assert problem.reason.startswith("not valid JSON (truncated?)")
 
 
@@ -229,16 +229,14 @@ def test_a_replayed_record_is_detected(chain: Path, keys: AuditKeys) -> None:
     """Copying a valid old line further down (a replay) breaks the chain there."""
     lines = lines_of(chain)
     lines.insert(700, lines[100])
-    chain.write_bytes(b"".join(lines))
-    problem = verify([chain], keys.verify).problem
-    assert problem is not None and problem.line == 701
+    problem = problem_in(chain, b"".join(lines), keys)
+    assert problem.line == 701
 
 
 def test_a_cut_head_is_detected(chain: Path, keys: AuditKeys) -> None:
     """Dropping the first records leaves a trail without its genesis: exit 1, line 1."""
-    chain.write_bytes(b"".join(lines_of(chain)[10:]))
-    problem = verify([chain], keys.verify).problem
-    assert problem is not None and problem.line == 1
+    problem = problem_in(chain, b"".join(lines_of(chain)[10:]), keys)
+    assert problem.line == 1
     assert problem.reason.startswith("the trail starts at seq 10, not at its genesis record")
 
 
@@ -247,9 +245,8 @@ def test_a_cut_head_with_a_forged_genesis_is_detected(chain: Path, keys: AuditKe
     lines = lines_of(chain)
     forged_key = EvolvingKey.initial(bytearray(secrets.token_bytes(32)))
     line, _ = seal(unsealed(lines[0]), forged_key)
-    chain.write_bytes(line + b"".join(lines[150:]))
-    problem = verify([chain], keys.verify).problem
-    assert problem is not None and problem.line == 1
+    problem = problem_in(chain, line + b"".join(lines[150:]), keys)
+    assert problem.line == 1
     assert problem.reason.startswith("seal mismatch")
 
 

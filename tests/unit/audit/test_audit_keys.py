@@ -9,7 +9,6 @@ Threats: TM-24 (a key left readable lets an intruder re-seal the whole trail) an
 from __future__ import annotations
 
 import io
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from pingcalc.audit import Auditor, ChainedFileSink, StdoutSink, rotated_paths
 from pingcalc.audit.keys import read_initial_key, read_state_header, state_path
 from pingcalc.check import check_audit_key
 from pingcalc.settings import Settings, SettingsError
-from tests_support import PINGCALC, AuditKeys, LiveServer, Tokens, audit_records, process_env
+from tests_support import AuditKeys, LiveServer, Tokens, audit_records, run_pingcalc
 
 
 def test_an_audit_file_without_a_key_is_refused_at_start(
@@ -31,11 +30,8 @@ def test_an_audit_file_without_a_key_is_refused_at_start(
     start (no unsealed trail)."""
     with pytest.raises(SettingsError, match=r"PINGCALC_AUDIT_KEY_FILE.*audit keygen"):
         make_settings(audit_file=tmp_path / "audit.jsonl")
-    env = process_env()
-    env.update(PINGCALC_TOKENS_FILE=str(tokens.path), PINGCALC_AUDIT_FILE=str(tmp_path / "a"))
-    run = subprocess.run(
-        [PINGCALC, "serve"], env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path
-    )
+    env = {"PINGCALC_TOKENS_FILE": str(tokens.path), "PINGCALC_AUDIT_FILE": str(tmp_path / "a")}
+    run = run_pingcalc("serve", env=env, cwd=tmp_path)
     assert run.returncode == 2 and "PINGCALC_AUDIT_KEY_FILE" in run.stderr
 
 
@@ -60,7 +56,7 @@ def test_check_warns_while_the_initial_key_is_mounted_after_it_evolved(
     """First start: pass. Key evolved and the initial key still there: warn with the fix.
     Initial key removed: pass. Neither key: fail (nothing can be sealed)."""
     path = tmp_path / "audit" / "audit.jsonl"
-    settings = make_settings(audit_file=path, audit_key_file=audit_keys.service)
+    settings = make_settings(**audit_keys.settings(path))
     assert [f.level for f in check_audit_key(settings)] == ["pass"]
     auditor = Auditor([StdoutSink(io.StringIO()), ChainedFileSink(path, audit_keys.service)])
     assert auditor.emit("ping", outcome="success")
@@ -83,7 +79,7 @@ def test_check_fails_an_initial_key_readable_by_others(
 ) -> None:
     """A world-readable initial key lets any local user re-seal the trail: a failure."""
     audit_keys.service.chmod(0o644)
-    settings = make_settings(audit_file=tmp_path / "a.jsonl", audit_key_file=audit_keys.service)
+    settings = make_settings(**audit_keys.settings(tmp_path / "a.jsonl"))
     levels = {f.level: f for f in check_audit_key(settings)}
     assert "fail" in levels and "defaultMode 0400" in levels["fail"].fix
 
@@ -125,19 +121,12 @@ def test_a_real_server_checkpoints_on_its_interval_and_at_shutdown_and_never_sho
     assert server.stop() == 0
     shipped = [r for r in audit_records(server.log_text()) if r["event"] == "audit_checkpoint"]
     assert len(shipped) >= 4  # three while running, one at shutdown after server_stop
-    cli_env = process_env()
-    cli_env.update(audit_keys.env(audit_file), PINGCALC_TOKENS_FILE=str(tokens.path))
-    created = subprocess.run(
-        [PINGCALC, "token", "create", "ops", "--scope", "ping"],
-        env=cli_env, capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
+    cli_env = {**audit_keys.env(audit_file), "PINGCALC_TOKENS_FILE": str(tokens.path)}
+    created = run_pingcalc("token", "create", "ops", "--scope", "ping", env=cli_env, check=True)
     files = [str(p) for p in [*rotated_paths(audit_file), audit_file]]
-    log = server.log_path
-    verdict = subprocess.run(
-        [PINGCALC, "audit", "verify", "--key", str(audit_keys.verify), "--checkpoints", str(log),
-         *files],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    verify = ("audit", "verify", "--key", str(audit_keys.verify),
+              "--checkpoints", str(server.log_path), *files)  # fmt: skip
+    verdict = run_pingcalc(*verify)
     assert verdict.returncode == 0, verdict.stdout + verdict.stderr
     epochs = read_state_header(state_path(audit_file)).epoch
     assert epochs >= 5  # the CLI's close checkpointed too
@@ -150,11 +139,7 @@ def test_a_real_server_checkpoints_on_its_interval_and_at_shutdown_and_never_sho
     # The cut tail the checkpoints exist for: drop the last records, verify fails.
     lines = audit_file.read_bytes().splitlines(keepends=True)
     audit_file.write_bytes(b"".join(lines[:-3]))
-    cut = subprocess.run(
-        [PINGCALC, "audit", "verify", "--key", str(audit_keys.verify), "--checkpoints", str(log),
-         *files],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    cut = run_pingcalc(*verify)
     assert cut.returncode == 1 and "cut tail" in cut.stdout
     assert cut.stdout.startswith(f"{audit_file}:")
 

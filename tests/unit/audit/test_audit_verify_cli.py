@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import json
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +19,7 @@ from pingcalc.audit import Auditor, ChainedFileSink, StdoutSink, rotated_paths
 from pingcalc.audit.keys import state_path
 from pingcalc.audit.shipping import destination
 from pingcalc.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from tests_support import AuditKeys
-
-PINGCALC = str(Path(sys.executable).with_name("pingcalc"))
+from tests_support import AuditKeys, run_pingcalc
 
 
 def write(
@@ -122,11 +118,11 @@ def test_verify_refuses_the_evolved_state_as_key(
 def test_verify_console_script_reports_an_edit(tmp_path: Path, audit_keys: AuditKeys) -> None:
     """The installed `pingcalc` command gives the same verdict from a shell or a cron job."""
     (path,), _ = write(tmp_path / "audit.jsonl", audit_keys, 10)
-    command = [PINGCALC, *verify_cli("--key", audit_keys.verify, path)]
-    intact = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    command = verify_cli("--key", audit_keys.verify, path)
+    intact = run_pingcalc(*command)
     assert intact.returncode == 0, intact.stderr
     path.write_bytes(path.read_bytes().replace(b'"expression":"4"', b'"expression":"5"'))
-    broken = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    broken = run_pingcalc(*command)
     assert broken.returncode == 1
     assert broken.stdout.strip() == f"{path}:6: seal mismatch: the record was edited, or " + (
         "sealed without the key of epoch 0"
@@ -136,11 +132,8 @@ def test_verify_console_script_reports_an_edit(tmp_path: Path, audit_keys: Audit
 def test_keygen_writes_two_private_files_and_prints_only_the_key_id(tmp_path: Path) -> None:
     """keygen: two 0600 files holding the same new key; stdout has the key id, never the key."""
     service, offline = tmp_path / "service.key", tmp_path / "offline.key"
-    run = subprocess.run(
-        [PINGCALC, "audit", "keygen", "--service-key", str(service), "--verify-key", str(offline)],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    run = run_pingcalc(
+        "audit", "keygen", "--service-key", str(service), "--verify-key", str(offline)
     )
     assert run.returncode == 0, run.stderr
     for path in (service, offline):

@@ -8,19 +8,11 @@ from __future__ import annotations
 
 import subprocess
 
-from tests_support import PINGCALC, process_env
+from tests_support import run_pingcalc
 
 
 def _calc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = process_env()
-    return subprocess.run(
-        [PINGCALC, "calc", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**clean, **env},
-        check=False,
-    )
+    return run_pingcalc("calc", *args, env=env)
 
 
 def test_calc_prints_the_result() -> None:

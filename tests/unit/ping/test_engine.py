@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from ping_fakes import ping_script
 from pingcalc.ping import (
     BackendUnavailableError,
     DatagramBackend,
+    Echoes,
     PingResult,
     Reply,
     RttStats,
@@ -29,6 +31,7 @@ from pingcalc.ping import (
 from pingcalc.ping import selection as select_module
 from pingcalc.ping.datagram import ICMP_ECHO_REPLY, _Exchange
 from pingcalc.ping.subprocess_backend import MIN_INTERVAL_SECONDS, build_argv, parse_output
+from tests_support import PING_RESULT_KEYS
 
 LOOPBACK_V4 = ip_address("127.0.0.1")
 LOOPBACK_V6 = ip_address("::1")
@@ -74,16 +77,7 @@ def test_result_counts_partial_loss_and_orders_replies() -> None:
     )
     assert result.loss_percent == 50.0 and result.family == 6
     assert [r.seq for r in result.replies] == [1, 3]
-    assert set(result.to_dict()) == {
-        "target",
-        "family",
-        "sent",
-        "received",
-        "loss_percent",
-        "rtt_ms",
-        "replies",
-        "backend",
-    }
+    assert set(result.to_dict()) == PING_RESULT_KEYS
 
 
 def test_deadline_grows_with_count_and_timeout() -> None:
@@ -99,7 +93,7 @@ def test_argv_is_fixed_and_ends_with_normalised_address() -> None:
     """The argv is a list (no shell), options first, `--`, then only the normalised address."""
     mapped = IPv6Address("::ffff:7f00:1").ipv4_mapped
     assert mapped is not None
-    argv = build_argv("/usr/bin/ping", mapped, count=3, timeout=1.0, interval=0.2)
+    argv = build_argv("/usr/bin/ping", mapped, Echoes.bounded(3, timeout=1.0, interval=0.2))
     assert argv == [
         "/usr/bin/ping",
         "-4",
@@ -113,13 +107,14 @@ def test_argv_is_fixed_and_ends_with_normalised_address() -> None:
         "--",
         "127.0.0.1",
     ]
-    argv6 = build_argv("/usr/bin/ping", ip_address("0:0::1"), count=1, timeout=0.5, interval=0.0)
+    one = Echoes.bounded(1, timeout=0.5, interval=0.0)
+    argv6 = build_argv("/usr/bin/ping", ip_address("0:0::1"), one)
     assert argv6 == ["/usr/bin/ping", "-6", "-n", "-c", "1", "-W", "0.5", "--", "::1"]
 
 
 def test_argv_interval_respects_unprivileged_minimum() -> None:
     """An interval below iputils' 200 ms user minimum is raised to it instead of failing."""
-    argv = build_argv("/usr/bin/ping", LOOPBACK_V4, count=2, timeout=1.0, interval=0.0)
+    argv = build_argv("/usr/bin/ping", LOOPBACK_V4, Echoes.bounded(2, timeout=1.0, interval=0.0))
     assert argv[argv.index("-i") + 1] == str(MIN_INTERVAL_SECONDS)
 
 
@@ -136,25 +131,18 @@ IPUTILS_OUTPUT = b"""PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.
 
 def test_output_parser_drops_duplicates_and_foreign_sequences() -> None:
     """Duplicates and sequence numbers outside the request are not counted as replies."""
-    sent, replies = parse_output(IPUTILS_OUTPUT, count=3, timeout=1.0)
+    sent, replies = parse_output(IPUTILS_OUTPUT, Echoes.bounded(3, timeout=1.0, interval=0.2))
     assert sent == 3
     assert [(r.seq, r.rtt_ms) for r in replies] == [(1, 0.058), (3, 12.5)]
-
-
-def _fake_ping(tmp_path: Path, body: str) -> str:
-    script = tmp_path / "fake-ping"
-    script.write_text("#!/bin/sh\n" + body)
-    script.chmod(0o755)
-    return str(script)
 
 
 def test_subprocess_backend_kills_ping_at_the_deadline(tmp_path: Path) -> None:
     """A ping that hangs is stopped at the deadline: the request cannot pin a worker (T1499)."""
     pid_file = tmp_path / "pid"
-    backend = SubprocessBackend(_fake_ping(tmp_path, f"echo $$ > {pid_file}\nexec sleep 30\n"))
+    backend = SubprocessBackend(ping_script(tmp_path, f"echo $$ > {pid_file}\nexec sleep 30\n"))
     started = time.monotonic()
     result = asyncio.run(
-        backend.ping(LOOPBACK_V4, count=1, timeout=0.2, interval=0.2, deadline=0.5)
+        backend.ping(LOOPBACK_V4, Echoes(count=1, timeout=0.2, interval=0.2, deadline=0.5))
     )
     assert time.monotonic() - started < 2.0
     assert result.received == 0 and result.loss_percent == 100.0
@@ -168,23 +156,24 @@ def test_subprocess_backend_kills_ping_at_the_deadline(tmp_path: Path) -> None:
 def test_subprocess_backend_reports_a_ping_that_cannot_run(tmp_path: Path) -> None:
     """A permission failure is BackendUnavailableError (503), not a silent 100 % loss."""
     backend = SubprocessBackend(
-        _fake_ping(tmp_path, 'echo "ping: socket: Operation not permitted" >&2\nexit 2\n')
+        ping_script(tmp_path, 'echo "ping: socket: Operation not permitted" >&2\nexit 2\n')
     )
     with pytest.raises(BackendUnavailableError, match="Operation not permitted"):
-        asyncio.run(backend.ping(LOOPBACK_V4, count=1, timeout=0.2, interval=0.2, deadline=2))
+        asyncio.run(
+            backend.ping(LOOPBACK_V4, Echoes(count=1, timeout=0.2, interval=0.2, deadline=2))
+        )
 
 
 def test_subprocess_backend_passes_no_shell_and_a_minimal_environment(tmp_path: Path) -> None:
     """The fake ping sees exactly the argv (one item per argument) and no inherited secrets."""
     out = tmp_path / "seen"
     backend = SubprocessBackend(
-        _fake_ping(tmp_path, f'printf "%s\\n" "$@" > {out}\nenv | sort >> {out}\nexit 1\n')
+        ping_script(tmp_path, f'printf "%s\\n" "$@" > {out}\nenv | sort >> {out}\nexit 1\n')
     )
     os.environ["PINGCALC_LEAK_CHECK"] = "secret"
     try:
-        result = asyncio.run(
-            backend.ping(LOOPBACK_V4, count=2, timeout=0.3, interval=0.2, deadline=2)
-        )
+        echoes = Echoes(count=2, timeout=0.3, interval=0.2, deadline=2)
+        result = asyncio.run(backend.ping(LOOPBACK_V4, echoes))
     finally:
         del os.environ["PINGCALC_LEAK_CHECK"]
     seen = out.read_text().splitlines()
@@ -199,10 +188,7 @@ def test_subprocess_backend_passes_no_shell_and_a_minimal_environment(tmp_path: 
 @pytest.fixture
 def fake_ping(tmp_path: Path) -> str:
     """An executable that stands for the ping binary (selection only checks it may run)."""
-    path = tmp_path / "ping"
-    path.write_text("#!/bin/sh\nexit 0\n")
-    path.chmod(0o755)
-    return str(path)
+    return ping_script(tmp_path)
 
 
 def test_auto_prefers_datagram_when_permitted(
@@ -228,7 +214,7 @@ def test_auto_without_any_backend_refuses_pings(monkeypatch: pytest.MonkeyPatch)
     backend, reason = select_backend("auto")
     assert isinstance(backend, UnavailableBackend) and "no ping binary" in reason
     with pytest.raises(BackendUnavailableError):
-        asyncio.run(backend.ping(LOOPBACK_V4, count=1, timeout=1, interval=1, deadline=1))
+        asyncio.run(backend.ping(LOOPBACK_V4, Echoes(count=1, timeout=1, interval=1, deadline=1)))
 
 
 def test_explicit_backend_that_cannot_work_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -248,7 +234,9 @@ def test_datagram_exchange_accepts_only_its_own_timely_replies() -> None:
     """Forged, foreign, duplicate, late and non-reply datagrams are not counted (spoofing)."""
     ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     ours.setblocking(False)
-    exchange = _Exchange(ours, count=3, timeout=0.5, reply_type=ICMP_ECHO_REPLY)
+    exchange = _Exchange(
+        ours, Echoes.bounded(3, timeout=0.5, interval=0.2), reply_type=ICMP_ECHO_REPLY
+    )
     now = time.perf_counter()
     exchange.sent_at.update({1: now, 2: now, 3: now - 5.0})
 

@@ -30,9 +30,10 @@ LOOPBACK = ip_address("127.0.0.1")
 def test_plan_takes_the_default_count_and_the_deadline_rule(settings: Settings) -> None:
     """No count means the configured default; the deadline is derived, never chosen."""
     plan = PingPlan.from_settings(settings)
-    assert plan.count == settings.ping_default_count and plan.family is None
-    assert plan.deadline == deadline_for(
-        plan.count, timeout=settings.ping_timeout_seconds, interval=settings.ping_interval_seconds
+    echoes = plan.echoes
+    assert echoes.count == settings.ping_default_count and plan.family is None
+    assert echoes.deadline == deadline_for(
+        echoes.count, timeout=settings.ping_timeout_seconds, interval=settings.ping_interval_seconds
     )
     assert PingPlan.from_settings(settings, count=5, family=6).family == 6
 

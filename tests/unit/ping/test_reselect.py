@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from ping_fakes import RecordingBackend
+from ping_fakes import RecordingBackend, ping_script
 from pingcalc.ping import (
     BackendUnavailableError,
+    Echoes,
     FamilyUnavailableError,
     PingResult,
     ReselectingBackend,
@@ -55,7 +56,7 @@ class Host:
 
 
 def _ping(backend: ReselectingBackend) -> PingResult:
-    return asyncio.run(backend.ping(LOOPBACK, count=1, timeout=1, interval=0.2, deadline=2))
+    return asyncio.run(backend.ping(LOOPBACK, Echoes(count=1, timeout=1, interval=0.2, deadline=2)))
 
 
 def test_reselects_at_most_once_per_interval_and_reports_the_switch_once(
@@ -99,21 +100,18 @@ def test_backend_failing_at_run_time_is_replaced_once(
     host, clock = Host(monkeypatch), Clock()
     switches: list[dict[str, Any]] = []
     host.sockets_allowed = True
-    binary = tmp_path / "ping"
-    binary.write_text("#!/bin/sh\nexit 0\n")
-    binary.chmod(0o755)
     backend = ReselectingBackend(
-        "auto", ping_path=str(binary), on_switch=switches.append, clock=clock
+        "auto", ping_path=ping_script(tmp_path), on_switch=switches.append, clock=clock
     )
     host.sockets_allowed = False
     monkeypatch.setattr(host.sent, "ping", _refuse)
     replaced: list[Any] = []
 
-    async def fallback(address: Any, **kwargs: Any) -> PingResult:
+    async def fallback(address: Any) -> PingResult:
         replaced.append(address)
         return PingResult.build(address, sent=1, replies=[], backend="subprocess")
 
-    monkeypatch.setattr(SubprocessBackend, "ping", lambda self, address, **kw: fallback(address))
+    monkeypatch.setattr(SubprocessBackend, "ping", lambda self, address, *_: fallback(address))
     clock.now += RESELECT_INTERVAL_SECONDS
     assert _ping(backend).backend == "subprocess"
     assert replaced == [LOOPBACK] and backend.name == "subprocess"

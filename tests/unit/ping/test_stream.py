@@ -12,18 +12,24 @@ from pathlib import Path
 
 import pytest
 
-from ping_fakes import RecordingBackend
-from pingcalc.ping import Lost, PingEvent, PingResult, Reply, SubprocessBackend
+from ping_fakes import RecordingBackend, ping_script
+from pingcalc.ping import Echoes, Lost, PingEvent, PingResult, Reply, SubprocessBackend
 from pingcalc.ping.datagram import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, _Exchange
 
 LOOPBACK = ip_address("127.0.0.1")
+# Five echoes a second apart, with time to spare: a stream that is still running when cut.
+FIVE_SLOW = Echoes(count=5, timeout=1.0, interval=1.0, deadline=30.0)
+
+
+def _quick(count: int) -> Echoes:
+    return Echoes(count=count, timeout=0.3, interval=0.2, deadline=3.0)
 
 
 def _collect(
     backend: RecordingBackend | SubprocessBackend, count: int = 3
 ) -> list[PingEvent | PingResult]:
     async def run() -> list[PingEvent | PingResult]:
-        stream = backend.stream(LOOPBACK, count=count, timeout=0.3, interval=0.2, deadline=3.0)
+        stream = backend.stream(LOOPBACK, _quick(count))
         async with contextlib.aclosing(stream) as events:
             return [item async for item in events]
 
@@ -33,9 +39,7 @@ def _collect(
 def test_stream_yields_each_event_then_the_result_ping_returns() -> None:
     """Replies in order, then a result equal to what `ping()` gives for the same exchange."""
     items = _collect(RecordingBackend(spacing=0.01))
-    expected = asyncio.run(
-        RecordingBackend().ping(LOOPBACK, count=3, timeout=0.3, interval=0.2, deadline=3.0)
-    )
+    expected = asyncio.run(RecordingBackend().ping(LOOPBACK, _quick(3)))
     assert items == [Reply(1, 0.05), Reply(2, 0.1), Reply(3, 0.05 * 3), expected]
 
 
@@ -55,7 +59,7 @@ def test_leaving_a_stream_early_cancels_the_exchange_at_once() -> None:
     backend = RecordingBackend(spacing=5.0)
 
     async def first_only() -> object:
-        stream = backend.stream(LOOPBACK, count=5, timeout=1.0, interval=1.0, deadline=30.0)
+        stream = backend.stream(LOOPBACK, FIVE_SLOW)
         async with contextlib.aclosing(stream) as events:
             async for item in events:
                 return item
@@ -75,7 +79,7 @@ def test_cancelling_the_consumer_cancels_the_exchange() -> None:
         first = asyncio.Event()
 
         async def consume() -> None:
-            stream = backend.stream(LOOPBACK, count=5, timeout=1.0, interval=1.0, deadline=30.0)
+            stream = backend.stream(LOOPBACK, FIVE_SLOW)
             async with contextlib.aclosing(stream) as events:
                 async for item in events:
                     seen.append(item)
@@ -116,8 +120,7 @@ def test_datagram_exchange_reports_each_reply_and_expiry_once_as_it_happens() ->
     async def scenario() -> None:
         exchange = _Exchange(
             _Socket(ours),
-            count=2,
-            timeout=0.2,
+            Echoes(count=2, timeout=0.2, interval=0.2, deadline=1.0),
             reply_type=ICMP_ECHO_REPLY,
             on_event=events.append,
         )
@@ -144,16 +147,9 @@ def test_datagram_exchange_reports_each_reply_and_expiry_once_as_it_happens() ->
         peer.close()
 
 
-def _fake_ping(tmp_path: Path, body: str) -> str:
-    script = tmp_path / "fake-ping"
-    script.write_text("#!/bin/sh\n" + body)
-    script.chmod(0o755)
-    return str(script)
-
-
 def test_subprocess_backend_reports_reply_lines_as_ping_prints_them(tmp_path: Path) -> None:
     """Each reply line is an event when printed; unanswered echoes are timeouts at the exit."""
-    script = _fake_ping(
+    script = ping_script(
         tmp_path,
         'echo "64 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=0.05 ms"\n'
         "sleep 0.4\n"
@@ -165,10 +161,7 @@ def test_subprocess_backend_reports_reply_lines_as_ping_prints_them(tmp_path: Pa
     async def run() -> PingResult:
         return await SubprocessBackend(script).ping(
             LOOPBACK,
-            count=3,
-            timeout=1.0,
-            interval=0.2,
-            deadline=5.0,
+            Echoes(count=3, timeout=1.0, interval=0.2, deadline=5.0),
             on_event=lambda e: stamps.append((time.monotonic(), e)),
         )
 
