@@ -114,7 +114,10 @@ OPERATION = Operation(
             "`category`); or the token lacks the `ping` scope"
         ),
         404: problem("The host name does not exist or has no address of the family asked"),
-        422: problem("The target, count or family is invalid"),
+        422: problem(
+            "The target, count or family is invalid, or the host name has more addresses "
+            "than a name may have (`too-many-addresses`)"
+        ),
         502: problem("The resolver failed to answer for the host name"),
         503: problem(
             "Too many pings or name lookups in flight (`Retry-After`), the server cannot "
