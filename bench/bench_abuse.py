@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.rawhttp import Connection, encode_request
-from bench.servers import Tokens, cores, pinned, start_pingcalc
+from bench.servers import cores, pinned, start_pingcalc
+from pingcalc.testing import Tokens
 
 ATTACKERS = 200
 ATTACK_SOURCES = tuple(f"127.0.0.{n}" for n in range(2, 12))
@@ -66,6 +67,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+async def _exchange(conn: Connection, raw: bytes, statuses: Counter[str]) -> bool:
+    """Send `raw` once and count the answer's status, or the error's name (the connection is
+    then closed, and reopened by the next request); False when there was no answer."""
+    try:
+        status = await asyncio.wait_for(conn.request(raw), REQUEST_TIMEOUT)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+        statuses[type(exc).__name__] += 1
+        await conn.close()
+        return False
+    statuses[str(status)] += 1
+    return True
+
+
 async def _paced(conn: Connection, raw: bytes, interval: float, until: float) -> dict[str, Any]:
     """Send `raw` every `interval` until `until`; latencies in ms and statuses."""
     latencies: list[float] = []
@@ -77,12 +91,7 @@ async def _paced(conn: Connection, raw: bytes, interval: float, until: float) ->
         if delay > 0:
             await asyncio.sleep(delay)
         started = time.perf_counter()
-        try:
-            status = await asyncio.wait_for(conn.request(raw), REQUEST_TIMEOUT)
-            statuses[str(status)] += 1
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-            statuses[type(exc).__name__] += 1
-            await conn.close()
+        await _exchange(conn, raw, statuses)
         latencies.append(1000 * (time.perf_counter() - started))
         if latencies[-1] >= max(latencies):
             slowest_at = started - began
@@ -180,12 +189,7 @@ async def _hammer(port: int, tokens: list[str], seconds: float) -> dict[str, Any
             json_body={"target": "127.0.0.1", "count": 1},
         )
         while time.perf_counter() < until:
-            try:
-                status = await asyncio.wait_for(conn.request(raw), REQUEST_TIMEOUT)
-                statuses[str(status)] += 1
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-                statuses[type(exc).__name__] += 1
-                await conn.close()
+            if not await _exchange(conn, raw, statuses):
                 await asyncio.sleep(0.01)
         await conn.close()
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import json
 import math
 import os
 import random
@@ -36,6 +35,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from bench.results import show
 from pingcalc.calc import DEFAULT_BOUNDS, CalcError, Evaluator, evaluate
 from pingcalc.calc.functions import CONSTANTS, largest_factorial
 from pingcalc.calc.functions import FUNCTIONS as WHITELIST
@@ -363,7 +363,4 @@ def _table(results: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    measured = run()
-    print(_table(measured))
-    if "--json" in sys.argv:
-        print(json.dumps(measured, indent=2))
+    show(run(), _table)

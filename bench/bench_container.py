@@ -40,7 +40,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.servers import Tokens, free_port, start_bare, start_pingcalc, wait_healthy
+from bench.servers import start_bare, start_pingcalc, wait_healthy
+from pingcalc.testing import Tokens, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "")

@@ -60,15 +60,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.layers import LABELS
+from bench.results import show
 from bench.servers import (
     UNLIMITED_RATE,
     Server,
-    Tokens,
     cores,
     pinned,
     start_bare,
     start_pingcalc,
 )
+from pingcalc.testing import Tokens
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 CONNECTIONS = 16
@@ -346,7 +347,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         scripts = {
             "bare": lua_script(workdir / "bare.lua", content, body),
             "pingcalc": lua_script(
-                workdir / "pingcalc.lua", {**content, **tokens.bearer("bench")}, body
+                workdir / "pingcalc.lua", {**content, **tokens.header("bench")}, body
             ),
         }
         repo = str(Path(__file__).resolve().parents[1])
@@ -471,7 +472,4 @@ def table(results: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    measured = run(quick="--quick" in sys.argv)
-    print(table(measured))
-    if "--json" in sys.argv:
-        print(json.dumps(measured, indent=2))
+    show(run(quick="--quick" in sys.argv), table)

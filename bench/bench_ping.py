@@ -9,7 +9,6 @@ Target of issue 4: in-process >= 10x the pings/s of the subprocess backend at co
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import resource
 import sys
@@ -20,6 +19,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+from bench.results import show
 from pingcalc.ping import DatagramBackend, Echoes, PingBackend, SubprocessBackend
 from pingcalc.ping.selection import find_ping, probe_datagram
 
@@ -142,7 +142,4 @@ def _table(results: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    measured = run()
-    print(_table(measured))
-    if "--json" in sys.argv:
-        print(json.dumps(measured, indent=2))
+    show(run(), _table)

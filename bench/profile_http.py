@@ -26,7 +26,8 @@ from collections import Counter
 from pathlib import Path
 
 from bench.bench_http import CALCULATE, EXPRESSION, VARIANTS, lua_script, wrk_argv
-from bench.servers import Tokens, cores, pinned, start_pingcalc
+from bench.servers import cores, pinned, start_pingcalc
+from pingcalc.testing import Tokens
 
 PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
 RATE = 500
@@ -78,7 +79,7 @@ def profile(endpoint: str, variant: str, out: Path) -> str:
         if endpoint == "calculate":
             script = lua_script(
                 workdir / "pingcalc.lua",
-                {"Content-Type": "application/json", **tokens.bearer("bench")},
+                {"Content-Type": "application/json", **tokens.header("bench")},
                 f'{{"expression": "{EXPRESSION}"}}',
             )
         server = start_pingcalc(variant, tokens, workdir, server_core, VARIANTS[variant])

@@ -1,9 +1,11 @@
-"""The results file (bench/results.json): what a partial run keeps of an earlier full one."""
+"""Results: the file (bench/results.json), what a partial run keeps of an earlier full one,
+and how one benchmark run alone shows what it measured."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +27,10 @@ def kept_sections(path: Path, measuring: list[str], sections: Iterable[str]) -> 
         section.setdefault("loadavg", earlier.get("machine", {}).get("loadavg", "?"))
         kept[name] = section
     return kept
+
+
+def show(measured: dict[str, Any], table: Callable[[dict[str, Any]], str]) -> None:
+    """Print one benchmark's table, and its raw figures too with `--json` on the command line."""
+    print(table(measured))
+    if "--json" in sys.argv:
+        print(json.dumps(measured, indent=2))

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from pingcalc.auth import create_token
+from pingcalc.testing import Tokens, free_port
 
 PINGCALC = str(Path(sys.executable).with_name("pingcalc"))
 # A server that is not answering /healthz by then has failed to start.
@@ -22,14 +21,6 @@ START_TIMEOUT_S = 20.0
 # every limiter check (a GCRA update per key), none is refused.
 UNLIMITED_RATE = "100000000/minute"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cores() -> tuple[int, int]:
@@ -41,22 +32,6 @@ def cores() -> tuple[int, int]:
 def pinned(argv: list[str], core: int) -> list[str]:
     """`argv` run under `taskset` on one core (plain argv if taskset is missing)."""
     return ["taskset", "-c", str(core), *argv] if Path("/usr/bin/taskset").exists() else argv
-
-
-@dataclass
-class Tokens:
-    """A tokens file made for one benchmark run: name -> secret."""
-
-    path: Path
-    secrets: dict[str, str] = field(default_factory=dict)
-
-    def add(self, name: str, *scopes: str) -> str:
-        _, secret = create_token(self.path, name, scopes)
-        self.secrets[name] = secret.reveal()
-        return self.secrets[name]
-
-    def bearer(self, name: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.secrets[name]}"}
 
 
 @dataclass

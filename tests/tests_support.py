@@ -10,14 +10,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 import pytest
 
-from pingcalc.auth import create_token
+from pingcalc.testing import Tokens as Tokens
+from pingcalc.testing import free_port as free_port
 
 PINGCALC = str(Path(sys.executable).with_name("pingcalc"))
 # The documented keys of a ping result for an IP target (the API's answer, `--json`): pinned.
@@ -62,22 +63,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-@dataclass
-class Tokens:
-    """Tokens written to a tokens file for one test: name -> secret."""
-
-    path: Path
-    secrets: dict[str, str] = field(default_factory=dict)
-
-    def add(self, name: str, *scopes: str) -> str:
-        _, secret = create_token(self.path, name, scopes)
-        self.secrets[name] = secret.reveal()
-        return self.secrets[name]
-
-    def header(self, name: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.secrets[name]}"}
-
-
 @dataclass(frozen=True)
 class AuditKeys:
     """An initial audit key from `pingcalc audit keygen`: the service's copy and the offline
@@ -110,13 +95,6 @@ class AuditKeys:
 def file_records(path: Path) -> list[dict[str, Any]]:
     """Every record of one audit file, in order."""
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

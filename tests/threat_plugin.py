@@ -87,7 +87,7 @@ def _matches(node_id: str, item_id: str) -> bool:
     return item_id == node_id or item_id.startswith((node_id + "[", node_id + "::"))
 
 
-def _load_render() -> ModuleType:
+def load_render() -> ModuleType:
     # threat-model/ is a folder of data and one script, not a package (its name has a hyphen).
     spec = importlib.util.spec_from_file_location(
         "pingcalc_threat_render", REPO / "threat-model" / "render.py"
@@ -553,7 +553,7 @@ class ThreatPlugin:
                 return
             if self.reach is not None and self.reach.error is None:
                 started = time.perf_counter()
-                self.ledger.judge(ReachReport(_load_render(), data, self.reach))
+                self.ledger.judge(ReachReport(load_render(), data, self.reach))
                 self.reach.seconds += time.perf_counter() - started
             else:
                 error = self.reach.error if self.reach else "PINGCALC_THREATS_REACH=0"
@@ -620,7 +620,7 @@ def pytest_configure(config: pytest.Config) -> None:
     ledger = ThreatLedger(threats=threats)
     reach = None
     if MEASURE and not config.option.collectonly:
-        render = _load_render()
+        render = load_render()
         config_entries = {
             str(entry)
             for threat in threats

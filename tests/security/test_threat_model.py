@@ -3,37 +3,25 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from pingcalc.calc import evaluate
 from pingcalc.cli import cmd_calc
 from pingcalc.ping import parse_target
+from threat_plugin import load_render
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_SEEDS = REPO.parent / "shared" / "seeds"
 
 
-def _load_render() -> ModuleType:
-    # threat-model/ is a folder of data and one script, not a package (its name has a hyphen).
-    spec = importlib.util.spec_from_file_location(
-        "threat_render", REPO / "threat-model" / "render.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-render = _load_render()
+render = load_render()
 
 
 @pytest.fixture(scope="module")
@@ -208,16 +196,7 @@ def test_vendored_seeds_are_the_shared_originals() -> None:
 
 def test_every_verified_by_node_id_is_collected(data: dict[str, object]) -> None:
     """Each verified_by id names a test that exists in the collected suite."""
-    env = _child_env()
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
+    result = _nested_pytest(REPO, "--collect-only", "-q", env=_child_env(), timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     collected = [line for line in result.stdout.splitlines() if "::" in line]
     missing = [
@@ -230,6 +209,34 @@ def test_every_verified_by_node_id_is_collected(data: dict[str, object]) -> None
         )
     ]
     assert missing == []
+
+
+def _write_project(root: Path, threats: str, **test_modules: str) -> None:
+    """A project in `root` whose tests run under the threat plugin: `tests/<name>.py` for
+    each module given, its `threats.yaml`, and the repository's test helpers on the path."""
+    (root / "tests").mkdir(exist_ok=True)
+    (root / "tests" / "conftest.py").write_text(PLUGIN_CONFTEST)
+    for name, text in test_modules.items():
+        (root / "tests" / f"{name}.py").write_text(text)
+    (root / "threats.yaml").write_text(threats)
+    (root / "pyproject.toml").write_text(
+        f'[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["{REPO / "tests"}"]\n'
+    )
+
+
+def _nested_pytest(
+    cwd: Path, *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """A pytest run of the project in `cwd`, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=timeout,
+    )
 
 
 def _child_env(*, keep_coverage: bool = False) -> dict[str, str]:
@@ -280,28 +287,14 @@ threats:
 def _run_plugin(
     tmp_path: Path, *args: str, ci: bool, force_full: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "tests").mkdir(exist_ok=True)
-    (tmp_path / "tests" / "conftest.py").write_text(PLUGIN_CONFTEST)
-    (tmp_path / "tests" / "test_x.py").write_text(PLUGIN_TESTS)
-    (tmp_path / "threats.yaml").write_text(PLUGIN_THREATS)
-    (tmp_path / "pyproject.toml").write_text(
-        f'[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["{REPO / "tests"}"]\n'
-    )
+    _write_project(tmp_path, PLUGIN_THREATS, test_x=PLUGIN_TESTS)
     env = _child_env()
     env["PINGCALC_THREATS_FILE"] = str(tmp_path / "threats.yaml")
     if ci:
         env["CI"] = "true"
     if force_full:
         env["PINGCALC_THREATS_FULL"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    return _nested_pytest(tmp_path, *args, env=env)
 
 
 def test_plugin_counts_and_fails_unverified_threats_in_ci(tmp_path: Path) -> None:
@@ -445,27 +438,16 @@ def _entry(function: Callable[..., object]) -> str:
 
 
 def _run_reach(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "tests").mkdir()
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "settings.conf").write_text("x = 1\n")
     (tmp_path / "conf" / "module.conf").write_text("y = 2\n")
-    (tmp_path / "tests" / "test_m.py").write_text(REACH_MODULE_TESTS)
-    (tmp_path / "tests" / "conftest.py").write_text(PLUGIN_CONFTEST)
-    (tmp_path / "tests" / "test_r.py").write_text(REACH_TESTS)
     # The entries are computed, so the test follows the code when it moves.
-    (tmp_path / "threats.yaml").write_text(
-        REACH_THREATS.format(
-            evaluate=_entry(evaluate), parse_target=_entry(parse_target), cmd_calc=_entry(cmd_calc)
-        )
+    threats = REACH_THREATS.format(
+        evaluate=_entry(evaluate), parse_target=_entry(parse_target), cmd_calc=_entry(cmd_calc)
     )
-    (tmp_path / "pyproject.toml").write_text(
-        f'[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["{REPO / "tests"}"]\n'
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    _write_project(tmp_path, threats, test_m=REACH_MODULE_TESTS, test_r=REACH_TESTS)
+    return _nested_pytest(
+        tmp_path,
         env={
             # Inherited: when this run measures, the nested run starts as a measured child.
             **_child_env(keep_coverage=True),
@@ -473,8 +455,6 @@ def _run_reach(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             "CI": "true",
             **env,
         },
-        check=False,
-        timeout=120,
     )
 
 

@@ -206,7 +206,7 @@ def test_only_keeps_the_other_sections_of_an_earlier_full_run(tmp_path: Path, be
 def test_layers_time_the_real_request_path(tmp_path: Path, bench: Any) -> None:
     """The in-process attribution drives the real app to a 200 and times every layer (in a
     child: it configures logging and redirects stdout, as the server does)."""
-    from bench.servers import Tokens
+    from pingcalc.testing import Tokens
 
     tokens = Tokens(tmp_path / "tokens.json")
     secret = tokens.add("bench", "calculate")
