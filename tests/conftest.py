@@ -126,3 +126,22 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if IN_CI and reporter is not None and reporter.stats.get("skipped") and exitstatus == 0:
         session.exitstatus = 1
+
+
+ETC_HOSTS = Path("/etc/hosts")
+ETC_HOSTS_NAME = "pingcalc-hosts-file-test.test"
+
+
+@pytest.fixture
+def etc_hosts_name() -> Iterator[str]:
+    """A name that /etc/hosts lists for 127.0.0.1 during the test; the file is restored after,
+    also when the test fails."""
+    from preflight import require  # a plugin of this suite: import it only once it is loaded
+
+    require("root")
+    original = ETC_HOSTS.read_bytes()
+    try:
+        ETC_HOSTS.write_bytes(original.rstrip(b"\n") + f"\n127.0.0.1 {ETC_HOSTS_NAME}\n".encode())
+        yield ETC_HOSTS_NAME
+    finally:
+        ETC_HOSTS.write_bytes(original)

@@ -279,27 +279,36 @@ def test_cancelled_subprocess_stream_kills_ping(
         os.kill(processes[0].pid, 0)
 
 
-def test_name_from_etc_hosts_is_pinged_at_its_checked_loopback_address(ping_path: str) -> None:
-    """The system resolver reads /etc/hosts: `localhost` is resolved once and pinged by address."""
+def test_name_from_etc_hosts_is_pinged_at_its_checked_loopback_address(
+    ping_path: str, etc_hosts_name: str
+) -> None:
+    """The system resolver reads /etc/hosts: the name is resolved once and pinged by address."""
 
     async def run() -> PingResult:
         plan = PingPlan(Echoes(count=2, timeout=1.0, interval=0.2, deadline=3.0), family=4)
         resolver = SystemResolver(timeout=2.0, max_in_flight=2)
         destination = await resolve_target(
-            "localhost", policy=TargetPolicy(), resolver=resolver, family=4
+            etc_hosts_name, policy=TargetPolicy(), resolver=resolver, family=4
         )
         return await plan.run(SubprocessBackend(ping_path), destination)
 
     result = asyncio.run(run())
-    assert (result.name, result.target, result.received) == ("localhost", "127.0.0.1", 2)
+    assert (result.name, result.target, result.received) == (etc_hosts_name, "127.0.0.1", 2)
 
 
-def test_cli_pings_a_host_name_from_etc_hosts(ping_path: str) -> None:
-    """`pingcalc ping localhost --family 4` resolves with the system resolver and pings."""
-    result = _cli("localhost", "--count", "2", "--family", "4", "--backend", "subprocess")
+def test_cli_pings_a_host_name_from_etc_hosts(ping_path: str, etc_hosts_name: str) -> None:
+    """`pingcalc ping NAME --family 4` resolves with the system resolver and pings."""
+    result = _cli(etc_hosts_name, "--count", "2", "--family", "4", "--backend", "subprocess")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("PING localhost (127.0.0.1, IPv4): 2 echo requests\n")
-    assert "localhost (127.0.0.1, IPv4): 2 sent, 2 received, 0% loss" in result.stdout
+    assert result.stdout.startswith(f"PING {etc_hosts_name} (127.0.0.1, IPv4): 2 echo requests\n")
+    assert f"{etc_hosts_name} (127.0.0.1, IPv4): 2 sent, 2 received, 0% loss" in result.stdout
+
+
+def test_cli_pings_localhost_without_a_lookup(ping_path: str) -> None:
+    """RFC 6761 §6.3: `localhost` is the loopback address, answered by pingcalc itself."""
+    result = _cli("localhost", "--count", "1", "--family", "4", "--backend", "subprocess")
+    assert result.returncode == 0, result.stderr
+    assert "localhost (127.0.0.1, IPv4): 1 sent, 1 received, 0% loss" in result.stdout
 
 
 def test_cli_prints_each_reply_as_it_arrives(ping_path: str) -> None:

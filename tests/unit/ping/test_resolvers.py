@@ -7,9 +7,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from ipaddress import ip_address
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,12 +27,9 @@ from pingcalc.ping import (
     select_resolver,
 )
 from pingcalc.ping.resolvers import MAX_ADDRESSES
-from preflight import require
 
 LOCALHOST = check_name("localhost")
 NAME = check_name("host.test")
-ETC_HOSTS = Path("/etc/hosts")
-HOSTS_NAME = "pingcalc-resolver-test.test"
 
 
 def _info(address: str, port: int = 0) -> tuple[Any, ...]:
@@ -43,22 +38,10 @@ def _info(address: str, port: int = 0) -> tuple[Any, ...]:
     return (socket.AF_INET, socket.SOCK_DGRAM, 17, "", (address, port))
 
 
-@pytest.fixture
-def hosts_entry() -> Iterator[str]:
-    """`HOSTS_NAME` listed in /etc/hosts for 127.0.0.1 during the test; the file is restored."""
-    require("root")
-    original = ETC_HOSTS.read_bytes()
-    try:
-        ETC_HOSTS.write_bytes(original.rstrip(b"\n") + f"\n127.0.0.1 {HOSTS_NAME}\n".encode())
-        yield HOSTS_NAME
-    finally:
-        ETC_HOSTS.write_bytes(original)
-
-
-def test_system_resolver_answers_a_name_from_etc_hosts(hosts_entry: str) -> None:
+def test_system_resolver_answers_a_name_from_etc_hosts(etc_hosts_name: str) -> None:
     """The default resolver is getaddrinfo: /etc/hosts applies (and no packet is sent for it)."""
     resolver = SystemResolver(timeout=2.0, max_in_flight=4)
-    name = check_name(hosts_entry)
+    name = check_name(etc_hosts_name)
     assert asyncio.run(resolver.resolve(name)) == (ip_address("127.0.0.1"),)
     assert asyncio.run(resolver.resolve(name, family=4)) == (ip_address("127.0.0.1"),)
     assert resolver.threads == 0 and resolver.in_flight == 0 and resolver.slots.held == 0
