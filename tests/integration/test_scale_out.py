@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +133,7 @@ def test_token_rate_limit_is_shared_across_two_servers(
 def _slow_ping_servers(
     redis: RedisServer, start: Callable[..., LiveServer], **caps: str
 ) -> tuple[LiveServer, LiveServer]:
-    """Two replicas on one Redis whose pings (subprocess, 4 echoes 0.3 s apart) last ~1 s."""
+    """Two replicas on one Redis whose pings (subprocess, 5 echoes 0.3 s apart) last ~1.5 s."""
     env = _shared_env(
         redis,
         PINGCALC_PING_BACKEND="subprocess",
@@ -144,19 +144,34 @@ def _slow_ping_servers(
     return start(env=env), start(env=env)
 
 
-def _slow_ping(server: LiveServer, tokens: Tokens) -> int:
+def _ping(server: LiveServer, tokens: Tokens) -> int:
     response = httpx.post(
         server.url + PING,
-        json={"target": "127.0.0.1", "count": 4},
+        json={"target": "127.0.0.1", "count": 1},
         headers=tokens.header("pinger"),
         timeout=20,
     )
     return response.status_code
 
 
-def _concurrent_pings(servers: list[LiveServer], tokens: Tokens) -> list[int]:
-    with ThreadPoolExecutor(len(servers)) as pool:
-        return sorted(pool.map(lambda server: _slow_ping(server, tokens), servers))
+@contextmanager
+def _ping_in_flight(server: LiveServer, tokens: Tokens) -> Iterator[None]:
+    """A live ping on `server` that holds its slot for the whole block: its first reply has
+    arrived when the block starts (so the slot is taken, whatever the machine's load), and
+    four more are still to come."""
+    with httpx.stream(
+        "POST",
+        server.url + PING,
+        json={"target": "127.0.0.1", "count": 5},
+        headers={**tokens.header("pinger"), "Accept": "application/x-ndjson"},
+        timeout=20,
+    ) as response:
+        assert response.status_code == 200, response.read()
+        lines = response.iter_lines()
+        assert json.loads(next(lines))["event"] == "reply"
+        yield
+        *_, last = lines
+        assert json.loads(last)["received"] == 5
 
 
 @pytest.mark.ping_binary
@@ -165,9 +180,10 @@ def test_ping_cap_is_shared_across_two_servers(
 ) -> None:
     """The per-token ping cap counts pings in flight on every replica (T1499)."""
     a, b = _slow_ping_servers(redis_server, server_factory, PINGCALC_PING_MAX_PER_TOKEN="2")
-    assert _concurrent_pings([a, b, a, b], tokens) == [200, 200, 429, 429]
+    with _ping_in_flight(a, tokens), _ping_in_flight(b, tokens):
+        assert (_ping(a, tokens), _ping(b, tokens)) == (429, 429)
     # Once they finish, the slots are free again on both replicas.
-    assert _slow_ping(a, tokens) == 200 and _slow_ping(b, tokens) == 200
+    assert (_ping(a, tokens), _ping(b, tokens)) == (200, 200)
 
 
 @pytest.mark.ping_binary
@@ -183,8 +199,10 @@ def test_total_ping_cap_stays_per_process_with_redis(
         PINGCALC_PING_MAX_IN_FLIGHT="1",
         PINGCALC_PING_MAX_PER_TOKEN="4",
     )
-    assert _concurrent_pings([a, b], tokens) == [200, 200]
-    assert _concurrent_pings([a, a], tokens) == [200, 503]
+    with _ping_in_flight(a, tokens):
+        assert _ping(a, tokens) == 503
+        assert _ping(b, tokens) == 200
+    assert _ping(a, tokens) == 200
 
 
 @pytest.mark.ping  # expects /readyz 'ready', which needs a ping backend
