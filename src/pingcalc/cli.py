@@ -252,6 +252,9 @@ def cmd_ping(args: argparse.Namespace) -> int:
             args.backend or settings.ping_backend,
             ping_path=str(settings.ping_binary) if settings.ping_binary else None,
         )
+        status = backend.status()
+        if not status.available:  # say so before the PING line, not after it
+            raise BackendUnavailableError(f"no ping backend is available: {status.reason}")
         print(f"backend: {backend.name} ({reason})", file=sys.stderr, flush=True)
         output = "json-lines" if args.json_lines else "json" if args.json else "text"
         result = asyncio.run(_ping_live(plan, backend, destination, output))

@@ -178,3 +178,21 @@ def test_host_without_ping_warns_reports_degraded_and_recovers_without_restart(
     switches = [e for e in server.events() if e.get("event") == "ping_backend_changed"]
     assert len(switches) == 1
     assert (switches[0]["previous"], switches[0]["backend"]) == ("unavailable", "datagram")
+
+
+def test_cli_on_a_host_without_ping_says_why_and_how_to_fix_it_before_anything_else(
+    closed_host: None, tokens: Tokens, tmp_path: Path
+) -> None:
+    """`pingcalc ping` with no backend: no PING header, the reason and the fix, exit 1; the
+    same command pings once the sysctl allows it."""
+    env = process_env(PINGCALC_PING_BINARY=MISSING_BINARY)
+    argv = [PINGCALC, "ping", "127.0.0.1", "--count", "1", "--backend", "auto"]
+    refused = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stdout == ""
+    lines = refused.stderr.splitlines()
+    assert lines[0].startswith("pingcalc: no ping backend is available: "), lines
+    assert "ping_group_range" in lines[0] and FIX in lines[1], lines
+    with ping_group_range(OPEN_RANGE):
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("PING 127.0.0.1 (IPv4): 1 echo requests")
