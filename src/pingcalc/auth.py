@@ -43,6 +43,8 @@ NAME_MAX = 64
 # multi-megabyte header is refused cheaply. Our tokens are 46 characters.
 MAX_PRESENTED_LENGTH = 256
 FILE_MODE = 0o600
+# What an operator with no tokens runs (the server, the CLI and `check` all say it).
+CREATE_COMMAND = "pingcalc token create NAME --scope ping --scope calculate"
 # Mode bits an existing tokens file keeps when rewritten: owner read/write, group read.
 KEPT_MODE_BITS = 0o640
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="

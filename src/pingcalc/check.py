@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pingcalc.auth import TokenStoreError, read_records
+from pingcalc.auth import CREATE_COMMAND, TokenStoreError, read_records
 from pingcalc.ping.interface import BackendStatus
 from pingcalc.settings import Settings, parse_networks
 from pingcalc.throttle import RateLimiter, RedisLink, redact_uri
@@ -137,7 +137,7 @@ def check_tokens(settings: Settings) -> list[Finding]:
                 "fail",
                 "tokens",
                 f"no tokens in {path}; the server refuses to start",
-                "pingcalc token create NAME --scope ping --scope calculate",
+                CREATE_COMMAND,
             )
         )
     else:

@@ -15,10 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pingcalc import __version__
-from pingcalc.auth import TokenStore, TokenStoreError, create_token, read_records, revoke_token
+from pingcalc.auth import (
+    CREATE_COMMAND,
+    TokenStore,
+    TokenStoreError,
+    create_token,
+    read_records,
+    revoke_token,
+)
 from pingcalc.envfile import ENV_FILE_VARIABLE
 from pingcalc.errors import PingcalcError
-from pingcalc.settings import SCOPES, Settings, SettingsError, load_settings
+from pingcalc.settings import SCOPES, Settings, load_settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -27,7 +34,7 @@ EXIT_USAGE = 2
 if TYPE_CHECKING:
     from pingcalc.ping import Destination, PingBackend, PingPlan, PingResult
 
-NO_TOKENS_HINT = "create one with: pingcalc token create NAME --scope ping --scope calculate"
+NO_TOKENS_HINT = f"create one with: {CREATE_COMMAND}"
 
 EXIT_CODES = """exit codes:
   0    success
@@ -485,10 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except SettingsError as exc:
-        _err(str(exc))
-        return EXIT_USAGE
-    except PingcalcError as exc:
+    except PingcalcError as exc:  # SettingsError included: bad configuration is bad input
         _err(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -39,6 +39,11 @@ def _calc_bound(name: str) -> Any:
     return Field(default=getattr(DEFAULT_BOUNDS, name), ge=low, le=high)
 
 
+# Echo requests one ping may send, at most: an operator may lower it, never raise it, so one
+# admitted request stays a handful of packets to its target (T1498: the service as a flooder).
+MAX_ECHOES = 5
+
+
 class SettingsError(PingcalcError):
     """Invalid configuration; the message is one line naming the setting."""
 
@@ -122,8 +127,8 @@ class Settings(BaseSettings):
     # The ping binary to fall back to (absolute; default: searched in /usr/sbin:/usr/bin:/sbin:
     # /bin, never PATH). Run only if owned by root or us and writable by no one else.
     ping_binary: Path | None = None
-    ping_max_count: int = Field(default=5, ge=1, le=5)
-    ping_default_count: int = Field(default=3, ge=1, le=5)
+    ping_max_count: int = Field(default=MAX_ECHOES, ge=1, le=MAX_ECHOES)
+    ping_default_count: int = Field(default=3, ge=1, le=MAX_ECHOES)
     ping_timeout_seconds: float = Field(default=1.0, gt=0, le=2.0)
     ping_interval_seconds: float = Field(default=0.2, ge=0, le=1.0)
     ping_max_in_flight: int = Field(default=32, ge=1, le=10_000)
