@@ -297,18 +297,25 @@ def test_hostile_targets_are_refused_before_any_query(
 # --- the same attacks through the real server, resolver selected by PINGCALC_PING_RESOLVER -----
 
 
-@pytest.fixture
-def named_server(server_factory: Callable[..., LiveServer], dns_server: DnsServer) -> LiveServer:
-    """`pingcalc serve` asking only the test's DNS server; echoes (to loopback only) by `ping`."""
+def _start_named_server(
+    server_factory: Callable[..., LiveServer], dns_server: DnsServer, lookup_timeout: float
+) -> LiveServer:
+    """`pingcalc serve` asking only the test's DNS server, giving up on a lookup after
+    `lookup_timeout` s; echoes (to loopback only) by `ping`."""
     if find_ping() is None:
         pytest.skip("no ping binary (install iputils-ping)")
     return server_factory(
         env={
             "PINGCALC_PING_RESOLVER": dns_server.url,
-            "PINGCALC_PING_RESOLVE_TIMEOUT_SECONDS": str(TIMEOUT),
+            "PINGCALC_PING_RESOLVE_TIMEOUT_SECONDS": str(lookup_timeout),
             "PINGCALC_PING_BACKEND": "subprocess",
         }
     )
+
+
+@pytest.fixture
+def named_server(server_factory: Callable[..., LiveServer], dns_server: DnsServer) -> LiveServer:
+    return _start_named_server(server_factory, dns_server, TIMEOUT)
 
 
 def _ping(server: LiveServer, body: dict[str, object]) -> httpx.Response:
@@ -421,15 +428,7 @@ SLOW_LOOKUP = 2.0  # seconds a silent name holds its lookup, long enough to over
 
 def _slow_server(server_factory: Callable[..., LiveServer], dns_server: DnsServer) -> LiveServer:
     """A named server whose silent names hold a lookup for `SLOW_LOOKUP` seconds."""
-    if find_ping() is None:
-        pytest.skip("no ping binary (install iputils-ping)")
-    return server_factory(
-        env={
-            "PINGCALC_PING_RESOLVER": dns_server.url,
-            "PINGCALC_PING_RESOLVE_TIMEOUT_SECONDS": str(SLOW_LOOKUP),
-            "PINGCALC_PING_BACKEND": "subprocess",
-        }
-    )
+    return _start_named_server(server_factory, dns_server, SLOW_LOOKUP)
 
 
 async def _post_all(
