@@ -5,6 +5,8 @@ parsed by a pydantic model (`TokensFile`). It is written atomically (temporary f
 with mode 0600, and a running server re-reads it when it changes (checked on each request by
 ``stat``) or on SIGHUP, so a revoked token stops working without a restart. A file that no
 longer parses keeps the last good view, and says so once per change (log, audit, `/readyz`).
+Writers (`create_token`, `revoke_token`) hold an exclusive lock on a sibling lock file for
+their whole read-modify-write, so two at once cannot lose each other's change.
 
 `parse_bearer` is the one reader of the `Authorization` header: the edge's penalty box and
 authentication see the same credentials, whatever padding a client adds.
@@ -13,6 +15,7 @@ authentication see the same credentials, whatever padding a client adds.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -20,7 +23,8 @@ import re
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +47,9 @@ NAME_MAX = 64
 # multi-megabyte header is refused cheaply. Our tokens are 46 characters.
 MAX_PRESENTED_LENGTH = 256
 FILE_MODE = 0o600
+# How long a writer waits for another to finish its read-modify-write (each takes
+# milliseconds) before it gives up with a clear error instead of hanging.
+WRITER_LOCK_WAIT_SECONDS = 10.0
 # What an operator with no tokens runs (the server, the CLI and `check` all say it).
 CREATE_COMMAND = "pingcalc token create NAME --scope ping --scope calculate"
 # Mode bits an existing tokens file keeps when rewritten: owner read/write, group read.
@@ -215,31 +222,68 @@ def write_records(path: Path, records: list[TokenRecord]) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _writer_lock(path: Path) -> Iterator[None]:
+    """Hold the exclusive writer lock of the tokens file at `path`.
+
+    The lock is on `.NAME.lock` beside it, not on the file itself: the file is replaced by
+    rename, so a lock on it would guard an inode no later writer opens. Without it, a revoke
+    racing a create could each read the old file and the last rename would win: a revoke that
+    reported success, undone (found by the stack's attack pass).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(f".{path.name}.lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        raise TokenStoreError(f"cannot lock tokens file {path}: {exc.strerror}") from None
+    try:
+        deadline = time.monotonic() + WRITER_LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TokenStoreError(
+                        f"tokens file {path} is locked by another writer (retry, or see who "
+                        f"holds {lock_path})"
+                    ) from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def create_token(path: Path, name: str, scopes: Iterable[str]) -> tuple[TokenRecord, Secret]:
     """Add a token to the file and return its record and the secret (shown once)."""
     validate_name(name)
     wanted = validate_scopes(scopes)
-    records = read_records(path)
-    if any(r.name == name for r in records):
-        raise TokenStoreError(f"a token named {name!r} exists; revoke it first or pick a new name")
-    secret = Secret(TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES))
-    record = TokenRecord(
-        name=name,
-        sha256=hash_token(secret.reveal()),
-        scopes=wanted,
-        created=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-    )
-    write_records(path, [*records, record])
+    with _writer_lock(path):
+        records = read_records(path)
+        if any(r.name == name for r in records):
+            raise TokenStoreError(
+                f"a token named {name!r} exists; revoke it first or pick a new name"
+            )
+        secret = Secret(TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES))
+        record = TokenRecord(
+            name=name,
+            sha256=hash_token(secret.reveal()),
+            scopes=wanted,
+            created=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        )
+        write_records(path, [*records, record])
     return record, secret
 
 
 def revoke_token(path: Path, name: str) -> TokenRecord:
     """Remove a token by name; raises if there is none."""
-    records = read_records(path)
-    keep = [r for r in records if r.name != name]
-    if len(keep) == len(records):
-        raise TokenStoreError(f"no token named {name!r}")
-    write_records(path, keep)
+    with _writer_lock(path):
+        records = read_records(path)
+        keep = [r for r in records if r.name != name]
+        if len(keep) == len(records):
+            raise TokenStoreError(f"no token named {name!r}")
+        write_records(path, keep)
     return next(r for r in records if r.name == name)
 
 
