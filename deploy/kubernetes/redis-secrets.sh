@@ -31,7 +31,7 @@ app="$(password)"
 probe="$(password)"
 {
     printf 'user default off\n'
-    printf 'user pingcalc on #%s ~* +@all -@dangerous\n' "$(sha256 "$app")"
+    printf 'user pingcalc on #%s ~pingcalc:* -@all +ping +evalsha +script|load +time +get +set +zadd +zcard +zremrangebyscore +zrem +expire\n' "$(sha256 "$app")"
     printf 'user probe on #%s -@all +ping\n' "$(sha256 "$probe")"
 } >"$work/users.acl"
 printf '%s' "$probe" >"$work/probe.password"

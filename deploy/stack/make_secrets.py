@@ -9,10 +9,10 @@ made. Standard library only; prints no secret, only `tokens=N` (the tokens file'
     /s/pingcalc/  uid 10001, 0700  mounted read-only at /run/secrets in every replica
         pingcalc_tokens               the tokens file (hashes and scopes)
         pingcalc_rate_limit_storage   redis://pingcalc:<password>@redis:6379/0?...
-    /s/redis/     uid 999, 0700    mounted read-only at /run/secrets/redis
+    /s/redis/     uid 10003, 0700    mounted read-only at /run/secrets/redis
         users.acl                     ACL users with SHA-256 password hashes, default off
         probe.password                the health check's password (PING only)
-    /s/edge/      uid 998, 0700    mounted read-only at /run/secrets/edge
+    /s/edge/      uid 10002, 0700    mounted read-only at /run/secrets/edge
         server.pem                    certificate chain + key, from /tls (host-generated)
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path("/s")
 TLS = Path("/tls")
-APP, EDGE, REDIS = (10001, 10001), (998, 998), (999, 999)
+APP, EDGE, REDIS = (10001, 10001), (10002, 10002), (10003, 10003)
 # 256-bit passwords: Redis checks them at network speed, so only length stops guessing.
 PASSWORD_BYTES = 32
 REDIS_HOST = "redis:6379"
@@ -52,6 +52,13 @@ def directory(name: str, owner: tuple[int, int]) -> Path:
     path.chmod(0o700)
     return path
 
+# What pingcalc may do in Redis: its own keys only (`pingcalc:`), the limiters' scripts and
+# the commands they call, PING for readiness; nothing else (no FLUSHALL, CONFIG, KEYS, DEL,
+# other keys). The same rules as deploy/kubernetes/redis-secrets.sh (tests/policy).
+APP_RULES = (
+    "~pingcalc:* -@all +ping +evalsha +script|load +time +get +set"
+    " +zadd +zcard +zremrangebyscore +zrem +expire"
+)
 
 def acl_user(name: str, password: str, rules: str) -> str:
     digest = hashlib.sha256(password.encode()).hexdigest()
@@ -67,8 +74,7 @@ def redis_credentials(app: Path, redis: Path) -> None:
     probe_password = secrets.token_hex(PASSWORD_BYTES)
     users = (
         "user default off\n"
-        # Keys and scripts (the limiters' Lua), no FLUSHALL/CONFIG/KEYS/DEBUG/ACL/SHUTDOWN.
-        + acl_user("pingcalc", app_password, "~* +@all -@dangerous")
+        + acl_user("pingcalc", app_password, APP_RULES)
         + acl_user("probe", probe_password, "-@all +ping")
     )
     write(acl, users, REDIS)

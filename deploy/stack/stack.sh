@@ -63,9 +63,24 @@ compose_cmd() {
     COMPOSE+=(-p "$STACK_PROJECT" -f "$HERE/compose.yaml" --env-file /dev/null)
 }
 
+# The containers' uids (compose.yaml): a host account with one of them could read that
+# container's secrets through /proc/PID/root, so none may exist.
+STACK_UIDS=(10001 10002 10003)
+
+check_uids() {
+    [[ "${STACK_ALLOW_SHARED_UIDS:-0}" == 1 ]] && return
+    local uid account
+    for uid in "${STACK_UIDS[@]}"; do
+        if account="$(getent passwd "$uid")"; then
+            die "host account ${account%%:*} has uid $uid, which a stack container runs as: it could read that container's secrets through /proc/PID/root. Remove or renumber the account, enable userns-remap in the Docker daemon, or accept the risk with STACK_ALLOW_SHARED_UIDS=1"
+        fi
+    done
+}
+
 preflight() {
     "$DOCKER" info >/dev/null 2>&1 || die "the Docker engine does not answer ($DOCKER info)"
     compose_cmd
+    check_uids
 }
 
 base_image() {

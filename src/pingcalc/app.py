@@ -110,6 +110,7 @@ def security_summary(settings: Settings) -> dict[str, object]:
         "rate_limit_per_token": settings.rate_limit_per_token,
         "auth_failures_per_ip": settings.auth_failures_per_ip,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "connect_allow_ips": settings.connect_allow_ips,
         "max_body_bytes": settings.max_body_bytes,
         "max_header_bytes": settings.max_header_bytes,
         "request_read_timeout_seconds": settings.request_read_timeout_seconds,

@@ -11,7 +11,10 @@ closes a connection that sends nothing (slowloris). `GuardedProtocol` adds, per 
 - the idle keep-alive deadline (uvicorn's own);
 - a per-process connection cap and a per-client one: at the cap, a new connection evicts
   the oldest connection that is idle or still sending its request, never one being
-  answered, so slow clients cannot hold every descriptor and a health check gets in.
+  answered, so slow clients cannot hold every descriptor and a health check gets in;
+- optionally, which peers may connect at all (`PINGCALC_CONNECT_ALLOW_IPS`): behind a proxy,
+  nobody else reaches the server around it;
+- fields after a chunked body (trailers) are never request headers.
 
 `httptools` stays the parser: h11 caps headers too, but serves about half the requests.
 """
@@ -35,8 +38,8 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from pingcalc.api.exchange import RAW_HEAD
-from pingcalc.api.forwarded import TrustedProxies
+from pingcalc.api.exchange import RAW_HEAD, REFUSED
+from pingcalc.api.forwarded import AddressSet, TrustedProxies
 from pingcalc.api.headers import SECURITY_HEADERS, new_request_id
 from pingcalc.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from pingcalc.gate import client_key
@@ -70,6 +73,7 @@ class ConnectionLimits:
     max_connections: int
     max_per_client: int
     trusted_proxies: str
+    allowed_peers: str  # empty: any peer may connect
 
     @property
     def max_after_head(self) -> int:
@@ -88,6 +92,7 @@ class ConnectionLimits:
             max_connections=settings.max_connections,
             max_per_client=settings.max_connections_per_client,
             trusted_proxies=settings.forwarded_allow_ips,
+            allowed_peers=settings.connect_allow_ips,
         )
 
 
@@ -105,11 +110,14 @@ class ConnectionRegistry:
     def __init__(self, limits: ConnectionLimits) -> None:
         self.limits = limits
         self.proxies = TrustedProxies(limits.trusted_proxies)
+        self.allowed = AddressSet(limits.allowed_peers)
         self.open: dict[GuardedProtocol, str | None] = {}
         self.per_client: Counter[str] = Counter()
 
     def admit(self, conn: GuardedProtocol, address: str | None) -> bool:
         """Register `conn`, evicting an idle or slow connection if a cap is reached."""
+        if self.allowed and address not in self.allowed:
+            return False
         key = None
         if address is not None and not self.proxies.trusts(address):
             key = client_key(address)
@@ -263,8 +271,11 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         address = self.client[0] if self.client else None
         if not self.registry.admit(self, address):
-            # Every connection is being answered: refuse the newcomer rather than queue it.
-            transport.close()
+            # Every connection is being answered (refuse the newcomer rather than queue it),
+            # or this peer may not connect at all.
+            if self.registry.allowed and address not in self.registry.allowed:
+                write_event("connection_refused", client_ip=address, reason="peer_not_allowed")
+            transport.abort()
             return
         self._arm_deadline()
 
@@ -357,6 +368,12 @@ class GuardedProtocol(HttpToolsProtocol):
         self._header_count = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            # A trailer (a field after a chunked body): httptools reports it like a header,
+            # and uvicorn would append it to the request's headers, after the ones a proxy
+            # set. Never a request header: `X-Forwarded-For` in a trailer chose the client's
+            # address behind the stack's edge, which overwrites only the head's.
+            return
         self._header_count += 1
         if self._header_count > self.limits.max_headers:
             raise _HeaderLimit
@@ -400,11 +417,15 @@ class GuardedProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
+        cycle = self.cycle
         if self._in_head and self._head_bytes and self.evictable():
             self._refuse(408, "the request was not sent in time", "request-timeout")
+        elif not self._in_head and cycle is not None and not cycle.response_started:
+            # A body still trickling while the app waits for it: answered, so a proxy in
+            # front tells its client 408, not 502.
+            self._refuse(408, "the request body was not sent in time", "request-timeout")
         else:
-            # Nothing sent at all, or a body still trickling while the app waits for it.
-            self._drop()
+            self._drop()  # nothing sent at all
 
     def _refuse(self, status: int, detail: str, kind: str) -> None:
         """Answer `status` and close, unless a response is already on the wire."""
@@ -421,13 +442,17 @@ class GuardedProtocol(HttpToolsProtocol):
                 cycle.message_event.set()
             self._drop()
         else:
-            if cycle is not None and not cycle.response_complete:
-                # The request broke after its head (bad framing): the app, already started,
-                # is told the client left, and our answer replaces whatever it would say.
-                cycle.disconnected = True
-                cycle.message_event.set()
             self.transport.write(_raw_problem(status, detail, kind))
             self.transport.close()
+            if cycle is not None and not cycle.response_complete:
+                # The request broke after its head (bad framing, a stalled body): the app,
+                # already started, is told the connection is gone, and its access line
+                # carries our answer instead of a client disconnect.
+                refused: dict[object, object] = {"status": status, "reason": kind.replace("-", "_")}
+                cycle.scope["extensions"][REFUSED] = refused
+                cycle.disconnected = True
+                cycle.message_event.set()
+                return
         write_event(
             "access",
             request_id=None,

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # separated (empty: never), so clients cannot spoof the address that per-IP limits, the
     # penalty box and the audit trail use. `*` trusts every peer (`pingcalc check` fails it).
     forwarded_allow_ips: str = ""
+    # Peers that may connect at all: addresses or CIDR networks, comma separated (empty:
+    # anyone). Behind a proxy, the proxy's address (and 127.0.0.1 for health checks), so no
+    # one reaches the server around the proxy's TLS, timeouts and caps (the stack's replicas
+    # are reachable from the Docker host by their container addresses).
+    connect_allow_ips: str = ""
 
     # --- connections (the guarded HTTP protocol, server.py) ----------------------------
     # Bytes of one request's head (request line and headers). Stops memory exhaustion by a
@@ -212,7 +217,7 @@ class Settings(BaseSettings):
         Rate.parse(value)  # a RateSyntaxError is a ValueError: pydantic reports it
         return value
 
-    @field_validator("forwarded_allow_ips")
+    @field_validator("forwarded_allow_ips", "connect_allow_ips")
     @classmethod
     def _check_proxies(cls, value: str) -> str:
         try:

@@ -680,6 +680,25 @@ def test_redis_secrets_script_makes_matching_hashed_credentials() -> None:
     probe = decoded["pingcalc-redis"]["probe.password"]
     assert f"user probe on #{hashlib.sha256(probe.encode()).hexdigest()} -@all +ping" in acl
     assert acl.startswith("user default off\n")
+    # The same least-privilege rules as the stack's (deploy/stack/make_secrets.py), and the
+    # example Secret shows them too.
+    assert acl.splitlines()[1].endswith(" " + _stack_app_rules())
+    example = _example_secret("pingcalc-redis")["users.acl"].splitlines()
+    assert example[1].endswith(" " + _stack_app_rules())
+
+
+def _stack_app_rules() -> str:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "stack_make_secrets", REPO / "deploy" / "stack" / "make_secrets.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rules: str = module.APP_RULES
+    assert rules.startswith("~pingcalc:* -@all ")  # its own keys, nothing by default
+    return rules
 
 
 def test_redis_keeps_nothing_on_disk() -> None:

@@ -102,6 +102,44 @@ def test_non_ip_text_from_a_trusted_proxy_is_refused_not_logged_as_the_client(
     assert "192.0.2.9" in addresses
 
 
+def _chunked_with_trailer(token: str, forwarded: str, trailer: str) -> bytes:
+    """A calculation whose head carries the proxy's X-Forwarded-For and whose chunked body
+    ends with a trailer naming another address (what a proxy passes through untouched)."""
+    body = json.dumps(CALC).encode()
+    return (
+        b"POST " + PROTECTED.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\n"
+        b"X-Forwarded-For: "
+        + forwarded.encode()
+        + b"\r\n\r\n"
+        + f"{len(body):x}\r\n".encode()
+        + body
+        + b"\r\n0\r\n"
+        b"X-Forwarded-For: " + trailer.encode() + b"\r\n\r\n"
+    )
+
+
+def test_a_trailer_cannot_choose_the_client_address(
+    server_factory: Callable[..., LiveServer], tokens: Tokens
+) -> None:
+    """X-Forwarded-For in a chunked body's trailer is never read: behind a proxy that sets
+    the head's value, a client rotating trailer addresses stays one client for the failure
+    limit and in the audit trail (the stack's attack pass: 60 guesses, 60 addresses; TM-21)."""
+    server = server_factory(env={**BEHIND_PROXY, "PINGCALC_AUTH_FAILURES_PER_IP": "5/minute"})
+    client_ip = "203.0.113.5"
+    codes = []
+    for n in range(8):
+        guess = _chunked_with_trailer(f"pc_guess{n:040d}", client_ip, f"198.51.100.{n + 1}")
+        codes.append(int(raw_http(server, guess).split(b" ", 2)[1]))
+    assert codes == [401] * 5 + [429] * 3
+    valid = raw_http(server, _chunked_with_trailer(tokens.secrets["calc"], client_ip, "192.0.2.1"))
+    assert valid.startswith(b"HTTP/1.1 200") and b'"result":42' in valid
+    records = [r for r in log_records(server.log_text()) if r.get("path") == PROTECTED]
+    assert len([r for r in records if r["event"] == "access"]) == 9
+    assert {r["client_ip"] for r in records} == {client_ip}
+
+
 def test_an_untrusted_peer_cannot_choose_its_address(
     server_factory: Callable[..., LiveServer], tokens: Tokens
 ) -> None:

@@ -5,7 +5,8 @@ same gateway address). Standard library only: it runs on the pingcalc image's Py
 prints one JSON object on stdout. Modes:
 
     load   --rate R --duration D --connections C   steady requests, status and latency of each
-    burst  --count N --connections C [--spoof]     N requests as fast as possible
+    burst  --count N --connections C [--spoof | --spoof-trailer]   N requests as fast as
+           possible (--spoof-trailer: a chunked body whose trailer names another address)
     slow   --connections K --interval S --duration D   K slowloris connections: TLS, then one
            header line every S seconds; when and how the server closed each
 
@@ -54,14 +55,19 @@ class Connection:
             self.writer.close()
         self.reader = self.writer = None
 
-    async def request(self, request_id: str, extra: dict[str, str]) -> int:
+    async def request(
+        self, request_id: str, extra: dict[str, str], trailer: dict[str, str] | None = None
+    ) -> int:
         if self.writer is None:
             await self.open()
         assert self.reader is not None and self.writer is not None
+        framing = {"Content-Length": str(len(BODY))}
+        if trailer:
+            framing = {"Transfer-Encoding": "chunked"}
         headers = {
             "Host": self.args.sni,
             "Content-Type": "application/json",
-            "Content-Length": str(len(BODY)),
+            **framing,
             "X-Request-ID": request_id,
             **extra,
         }
@@ -71,7 +77,11 @@ class Connection:
         head = f"POST {self.args.path} HTTP/1.1\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in headers.items()
         )
-        self.writer.write(head.encode() + b"\r\n" + BODY)
+        body = BODY
+        if trailer:
+            fields = "".join(f"{k}: {v}\r\n" for k, v in trailer.items())
+            body = f"{len(BODY):x}\r\n".encode() + BODY + b"\r\n0\r\n" + fields.encode() + b"\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
         await self.writer.drain()
         status_line = await self.reader.readline()
         if not status_line:
@@ -120,10 +130,17 @@ class Results:
         }
 
 
-async def one_request(conn: Connection, results: Results, rid: str, extra: dict[str, str]) -> None:
+async def one_request(
+    conn: Connection,
+    results: Results,
+    rid: str,
+    extra: dict[str, str],
+    trailer: dict[str, str] | None = None,
+) -> None:
     sent = time.time()
     try:
-        outcome = str(await asyncio.wait_for(conn.request(rid, extra), REQUEST_TIMEOUT))
+        answer = conn.request(rid, extra, trailer)
+        outcome = str(await asyncio.wait_for(answer, REQUEST_TIMEOUT))
     except (TimeoutError, OSError, EOFError, ValueError, IndexError) as exc:
         conn.close()
         outcome = type(exc).__name__
@@ -161,13 +178,17 @@ async def burst(args: argparse.Namespace) -> dict[str, Any]:
     async def worker() -> None:
         conn = Connection(args, context)
         for n in queue:
-            extra = {}
+            extra: dict[str, str] = {}
+            trailer: dict[str, str] | None = None
+            # A fresh address per request: if the edge or the replicas believed it, every
+            # request would get a fresh budget.
+            fake = f"198.51.100.{n % 250 + 1}"
             if args.spoof:
-                # A fresh address per request: if the edge or the replicas believed it, every
-                # request would get a fresh budget.
-                fake = f"198.51.100.{n % 250 + 1}"
                 extra = {"X-Forwarded-For": fake, "Forwarded": f"for={fake}", "X-Real-IP": fake}
-            await one_request(conn, results, f"{args.prefix}-{n}", extra)
+            elif args.spoof_trailer:
+                # After the body, where the edge's header rewriting does not reach.
+                trailer = {"X-Forwarded-For": fake}
+            await one_request(conn, results, f"{args.prefix}-{n}", extra, trailer)
         conn.close()
 
     await asyncio.gather(*(worker() for _ in range(args.connections)))
@@ -259,6 +280,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--spoof", action="store_true")
+    parser.add_argument("--spoof-trailer", action="store_true")
     parser.add_argument("--start-at", type=float, default=0.0)
     args = parser.parse_args()
     mode = {"load": load, "burst": burst, "slow": slow}[args.mode]

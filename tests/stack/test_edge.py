@@ -166,6 +166,49 @@ def test_only_the_edge_is_published_and_only_on_loopback(stack: Stack) -> None:
     assert list(networks) == [f"{stack.project}_backend"]
 
 
+def test_the_replicas_cannot_be_reached_around_the_edge(stack: Stack) -> None:
+    """The Docker host reaches every container address, internal networks included; a
+    replica drops any peer but the edge (and its own health check), so no one skips the edge's
+    TLS, timeouts and caps or gets a fresh budget per path (the stack's attack pass: 200 over
+    plain HTTP on both networks; T1190, SC-7)."""
+    token = stack.token(unique("around"))
+    body = b'{"expression":"6*7"}'
+    request = (
+        b"POST /api/v1/calculate HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 20\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\n\r\n" + body
+    )
+    replica = stack.replicas()[0]
+    for network in ("backend", "egress"):
+        address = stack.address_on(replica, network)
+        answer = b""
+        with socket.create_connection((address, 8080), timeout=5) as raw:
+            try:
+                raw.sendall(request)
+                while chunk := raw.recv(4096):
+                    answer += chunk
+            except OSError:
+                pass
+        assert answer == b"", (network, answer[:200])
+    # The same request through the edge is served.
+    with stack.https(token) as client:
+        assert client.post(CALC, json={"expression": "6*7"}).json()["result"] == 42
+
+
+def test_readiness_is_not_served_to_the_outside_and_tls_is_pinned_by_hsts(stack: Stack) -> None:
+    """/readyz (a Redis round trip, and news of when limits are per replica) is the edge's
+    own check, not the world's; /healthz still answers; every answer says HSTS (T1190)."""
+    with stack.https() as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 404
+        health = client.get("/healthz")
+        assert health.status_code == 200
+        for answer in (ready, health):
+            assert answer.headers["strict-transport-security"] == "max-age=31536000"
+    # The edge still reads it itself: every replica is in rotation.
+    assert stack.healthy()
+
+
 def test_plain_http_does_not_reach_pingcalc(stack: Stack) -> None:
     """A cleartext request gets no HTTP answer and never reaches a replica (T1040, SC-8)."""
     marker = unique("plain")
@@ -205,15 +248,18 @@ def test_oversized_request_head_is_refused_at_the_edge(stack: Stack) -> None:
 # --- the client address ----------------------------------------------------------------------
 
 
-def test_client_cannot_spoof_its_address_with_x_forwarded_for(stack: Stack) -> None:
-    """Forged X-Forwarded-For / Forwarded / X-Real-IP neither change the address the replicas
-    log nor give fresh budgets: exactly the per-address failure budget passes (T1036, AC-7)."""
+@pytest.mark.parametrize("where", ["--spoof", "--spoof-trailer"])
+def test_client_cannot_spoof_its_address_with_x_forwarded_for(stack: Stack, where: str) -> None:
+    """Forged X-Forwarded-For / Forwarded / X-Real-IP, in the head or in a chunked body's
+    trailer (which the edge passes through: the stack's attack pass got 60 guesses from 60
+    "addresses"), neither change the address the replicas log nor give fresh budgets: exactly
+    the per-address failure budget passes (T1036, AC-7)."""
     allowed = budget("PINGCALC_AUTH_FAILURES_PER_IP")
     prefix = unique("spoof")
     since = time.time() - 1
     # Bad tokens, each request claiming another address: a believed header = a fresh budget.
     client = stack.start_client(
-        "burst", "--count", str(allowed + 15), "--connections", "3", "--spoof",
+        "burst", "--count", str(allowed + 15), "--connections", "3", where,
         "--prefix", prefix, token="pc_" + "x" * 43,
     )  # fmt: skip
     statuses = client.result()["statuses"]

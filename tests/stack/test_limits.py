@@ -157,6 +157,9 @@ print(json.dumps({
     "flushall": command("FLUSHALL"),
     "config_set": command("CONFIG", "SET", "appendonly", "yes"),
     "keys": command("KEYS", "*"),
+    "other_key": command("SET", "not-pingcalc", "1"),
+    "delete": command("DEL", "pingcalc:gcra:x"),
+    "own_key": command("GET", "pingcalc:gcra:x"),
     "password": parts.password,
 }))
 """
@@ -175,6 +178,9 @@ def test_redis_refuses_connections_without_the_password(stack: Stack) -> None:
                  "probe_user_without_its_password"):  # fmt: skip
         assert result[case].startswith("AuthenticationError"), (case, result[case])
     assert result["flushall"] == result["config_set"] == result["keys"] == "NoPermissionError"
+    # Least privilege: its own keys only, and only the commands the limiters use.
+    assert result["other_key"] == result["delete"] == "NoPermissionError"
+    assert result["own_key"] == "allowed"
     assert len(password) >= 32
     for name in [stack.redis, *stack.replicas()]:
         info = stack.inspect(name)

@@ -18,7 +18,7 @@ from stack_support import SNI, Stack, ssl_context, unique
 
 pytestmark = [pytest.mark.container, pytest.mark.stack]
 
-APP_UID, EDGE_UID, REDIS_UID = 10001, 998, 999
+APP_UID, EDGE_UID, REDIS_UID = 10001, 10002, 10003
 
 
 def test_stack_up_prints_exactly_the_url_and_the_ca(stack: Stack) -> None:
@@ -47,6 +47,27 @@ def test_stack_up_again_is_idempotent_and_keeps_ca_and_tokens(stack: Stack) -> N
     assert tokens.read_bytes() == tokens_before
     assert "first token" not in again.stderr
     stack.wait_healthy()
+
+
+ETC_PASSWD = Path("/etc/passwd")
+
+
+def test_stack_up_refuses_while_a_host_account_shares_a_container_uid(stack: Stack) -> None:
+    """A host account with a container's uid could read its secrets through /proc/PID/root
+    (the stack's attack pass read the edge's TLS key as uid 998): `make stack-up` names it and
+    stops before changing anything, and the running stack keeps serving (T1552.001)."""
+    original = ETC_PASSWD.read_bytes()
+    try:
+        account = f"pcuidtest:x:{EDGE_UID}:{EDGE_UID}::/nonexistent:/usr/sbin/nologin\n"
+        ETC_PASSWD.write_bytes(original + account.encode())
+        refused = stack.make("stack-up", timeout=120)
+    finally:
+        ETC_PASSWD.write_bytes(original)
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert f"host account pcuidtest has uid {EDGE_UID}" in refused.stderr
+    assert "STACK_ALLOW_SHARED_UIDS=1" in refused.stderr
+    with stack.https(token=stack.first_token) as client:
+        assert client.post("/api/v1/calculate", json={"expression": "1+2"}).json()["result"] == 3
 
 
 def run(argv: list[str], input_bytes: bytes) -> str:

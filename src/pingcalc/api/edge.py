@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from pingcalc.api.asgi import Receive, Scope, Send
-from pingcalc.api.exchange import BodyTooLarge, ClientDisconnected, Exchange
+from pingcalc.api.exchange import REFUSED, BodyTooLarge, ClientDisconnected, Exchange
 from pingcalc.api.forwarded import ForwardedError, TrustedProxies
 from pingcalc.api.headers import client_request_id, new_request_id
 from pingcalc.api.problems import Problem
@@ -110,8 +110,12 @@ class Edge:
             if not ex.status:
                 await ex.problem(Problem(413, str(exc), kind="body-too-large", close=True))
         except ClientDisconnected:
-            ex.status = ex.status or CLIENT_CLOSED
-            ex.reason = "client_disconnected"
+            refused = ex.scope.get("extensions", {}).get(REFUSED)
+            if refused is not None:  # the protocol answered it (and closed), not the client
+                ex.status, ex.reason = refused["status"], refused["reason"]
+            else:
+                ex.status = ex.status or CLIENT_CLOSED
+                ex.reason = "client_disconnected"
         except Exception:  # the last resort: a generic 500, details only in the log
             error_log.exception("unhandled_exception", request_id=ex.request_id, path=ex.path)
             if not ex.status:

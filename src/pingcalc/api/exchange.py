@@ -22,6 +22,10 @@ JSON = b"application/json"
 T = TypeVar("T")
 # The ASGI extension of pingcalc's guarded protocol (pingcalc.server.GuardedCycle).
 RAW_HEAD = "pingcalc.raw_head"
+# Set by the guarded protocol in a request's extensions when it answered the request itself
+# ({"status", "reason"}) while the application was reading it: e.g. 408 for a body that stopped
+# arriving. The application then sees the disconnect, and its access line says why.
+REFUSED = "pingcalc.refused"
 
 
 class BodyTooLarge(Exception):

@@ -26,8 +26,9 @@ class ForwardedError(ValueError):
     """A trusted proxy's X-Forwarded-For does not name a client address."""
 
 
-class TrustedProxies:
-    """Which peers may speak for their clients, and what they say."""
+class AddressSet:
+    """Addresses and networks given as `10.0.0.0/8, 192.0.2.7` (or `*` for every address),
+    with a bounded cache of the peers already judged."""
 
     def __init__(self, spec: str) -> None:
         self.networks, self.everyone = parse_networks(spec)
@@ -36,10 +37,12 @@ class TrustedProxies:
     def __bool__(self) -> bool:
         return self.everyone or bool(self.networks)
 
-    def trusts(self, address: str) -> bool:
-        """Whether `address` is a trusted proxy (False for anything that is not an address)."""
+    def __contains__(self, address: object) -> bool:
+        """Whether `address` is in the set (False for anything that is not an address)."""
         if self.everyone:
             return True
+        if not isinstance(address, str):
+            return False
         known = self._cache.get(address)
         if known is None:
             try:
@@ -52,6 +55,20 @@ class TrustedProxies:
                 self._cache.clear()
             self._cache[address] = known
         return known
+
+
+class TrustedProxies:
+    """Which peers may speak for their clients, and what they say."""
+
+    def __init__(self, spec: str) -> None:
+        self.proxies = AddressSet(spec)
+
+    def __bool__(self) -> bool:
+        return bool(self.proxies)
+
+    def trusts(self, address: str) -> bool:
+        """Whether `address` is a trusted proxy (False for anything that is not an address)."""
+        return address in self.proxies
 
     def client(self, peer: str, forwarded_for: str | None) -> str:
         """The client's address for a request from `peer` carrying `forwarded_for`."""
