@@ -6,7 +6,6 @@ Security headers: an API answer is data, never a document to render, frame, snif
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 
@@ -29,16 +28,15 @@ _BAD_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
 # anything else could inject header or log text.
 CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 
-# Server request ids: 16 random hex digits chosen at start-up, then a 16-digit counter. Unique
-# across processes and restarts (64 random bits), cheaper than a uuid4 per request, and never
-# chosen by a client, so two audit records can never share one.
-_PREFIX = os.urandom(8).hex()
-_counter = itertools.count(1)
-
 
 def new_request_id() -> str:
-    """A fresh request id: 32 lower-case hex digits."""
-    return f"{_PREFIX}{next(_counter):016x}"
+    """A fresh request id: 32 lower-case hex digits, 128 random bits.
+
+    Never chosen by a client, so two audit records never share one. Random rather than a
+    per-process prefix and a counter (0.1 µs cheaper): a counter in every answer told any
+    client which replica it reached and how many requests that replica had served.
+    """
+    return os.urandom(16).hex()
 
 
 def client_request_id(value: bytes | None) -> str | None:
