@@ -15,7 +15,6 @@ authentication see the same credentials, whatever padding a client adds.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -23,7 +22,6 @@ import re
 import secrets
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 
 from pingcalc.errors import PingcalcError
+from pingcalc.filelock import lock_exclusive
 from pingcalc.settings import SCOPES, Scope
 
 # A recognisable prefix lets secret scanners find leaked tokens; 32 random bytes = 256 bits,
@@ -238,18 +237,11 @@ def _writer_lock(path: Path) -> Iterator[None]:
     except OSError as exc:
         raise TokenStoreError(f"cannot lock tokens file {path}: {exc.strerror}") from None
     try:
-        deadline = time.monotonic() + WRITER_LOCK_WAIT_SECONDS
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TokenStoreError(
-                        f"tokens file {path} is locked by another writer (retry, or see who "
-                        f"holds {lock_path})"
-                    ) from None
-                time.sleep(0.01)
+        if not lock_exclusive(fd, WRITER_LOCK_WAIT_SECONDS):
+            raise TokenStoreError(
+                f"tokens file {path} is locked by another writer (retry, or see who holds "
+                f"{lock_path})"
+            )
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -47,6 +47,7 @@ from pingcalc.audit.keys import (
     state_path,
     write_state,
 )
+from pingcalc.filelock import lock_exclusive
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # Records name tokens and clients: a directory and files private to the service.
@@ -54,7 +55,6 @@ FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
 # Longest wait for the file's lock, and the pause between tries (see `_lock`).
 LOCK_WAIT_SECONDS = 0.2
-LOCK_RETRY_SECONDS = 0.001
 
 Notice = Callable[[dict[str, Any]], None]
 
@@ -436,17 +436,8 @@ def _lock(fd: int, name: str) -> None:
     """The file's exclusive lock, waiting at most LOCK_WAIT_SECONDS: the writers (workers, the
     CLI) hold it for microseconds, so a longer wait means someone else holds it on purpose,
     and the event loop must not freeze behind them. Failing is fail-closed (503), not a hang."""
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise OSError(
-                    errno.EAGAIN, "the audit file is locked by another process", name
-                ) from None
-            time.sleep(LOCK_RETRY_SECONDS)
+    if not lock_exclusive(fd, LOCK_WAIT_SECONDS):
+        raise OSError(errno.EAGAIN, "the audit file is locked by another process", name)
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:
