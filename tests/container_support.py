@@ -35,6 +35,15 @@ BUILD_TIMEOUT_S = 900
 METRICS: dict[str, Any] = {}
 
 
+def print_metrics(terminalreporter: Any, title: str, metrics: dict[str, Any]) -> None:
+    """The figures a suite measured, as a section of the terminal summary (none: nothing)."""
+    if not metrics:
+        return
+    terminalreporter.section(title)
+    for key, value in metrics.items():
+        terminalreporter.line(f"{key}: {value}")
+
+
 def unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"container suite cannot run in CI: {reason} (.ci/lib/docker.sh installs it)")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
+from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pingcalc.api.admission import admit, require_json
@@ -14,6 +16,7 @@ from pingcalc.api.routing import Route
 from pingcalc.app import create_app
 from pingcalc.services import Services, build_services
 from pingcalc.settings import Scope, Settings
+from tests_support import HTTPResponse
 
 
 class Echo(BaseModel):
@@ -55,3 +58,13 @@ def probe_app(settings: Settings) -> Edge:
     """create_app plus the probe routes."""
     services = build_services(settings)
     return create_app(settings, services, extra_routes=probe_routes(services))
+
+
+def probe_past_the_limit(
+    client: TestClient, headers: Mapping[str, str], allowed: int
+) -> HTTPResponse:
+    """GET /probe/ping `allowed` times, each served (200), and return the answer to the next
+    request: the first one past a limit of `allowed`."""
+    codes = [client.get("/probe/ping", headers=headers).status_code for _ in range(allowed)]
+    assert codes == [200] * allowed, codes
+    return client.get("/probe/ping", headers=headers)

@@ -216,6 +216,15 @@ class Reach:
             os.environ[CONTEXT_VAR] = label
         return previous
 
+    @contextlib.contextmanager
+    def labelled(self, label: str) -> Iterator[None]:
+        """Attribute what runs inside the block to `label`, then to the label before it."""
+        previous = self.enter(label)
+        try:
+            yield
+        finally:
+            self.enter(previous)
+
     def item_started(self, nodeid: str) -> str:
         label = f"t{len(self.describe)}"
         self.describe[label] = nodeid
@@ -504,21 +513,15 @@ class ThreatPlugin:
         # Importing a test module may read files and run code to build its test data.
         if self.reach is None or not isinstance(collector, pytest.Module):
             return (yield)
-        previous = self.reach.enter(self.reach.module_started(collector.nodeid))
-        try:
+        with self.reach.labelled(self.reach.module_started(collector.nodeid)):
             return (yield)
-        finally:
-            self.reach.enter(previous)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Iterator[Any]:
         if self.reach is None:
             return (yield)
-        previous = self.reach.enter(self.reach.item_started(item.nodeid))
-        try:
+        with self.reach.labelled(self.reach.item_started(item.nodeid)):
             return (yield)
-        finally:
-            self.reach.enter(previous)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
@@ -533,11 +536,8 @@ class ThreatPlugin:
         # A function-scoped fixture belongs to its test: its work is labelled with the test.
         if self.reach is None or fixturedef.scope == "function":
             return (yield)
-        previous = self.reach.enter(self.reach.fixture_started(fixturedef, request))
-        try:
+        with self.reach.labelled(self.reach.fixture_started(fixturedef, request)):
             return (yield)
-        finally:
-            self.reach.enter(previous)
 
     def pytest_fixture_post_finalizer(self, fixturedef: Any) -> None:
         if self.reach is not None:

@@ -26,7 +26,7 @@ Level = Literal["pass", "info", "warn", "fail"]
 class Finding:
     """One line of the report."""
 
-    level: Level
+    level: Level  # "fail" makes `pingcalc check` exit 1
     check: str
     message: str
     fix: str = ""

@@ -134,13 +134,14 @@ class Gate:
         auth_failures: str,
         per_token: str,
     ) -> None:
+        # Parsed first: a bad rate fails here, at start-up, before any object is kept.
+        self.per_ip = Limit("ip", Rate.parse(per_ip))
+        self.auth_failures = Limit("authfail", Rate.parse(auth_failures))
+        self.per_token = Limit("token", Rate.parse(per_token))
         self.tokens = tokens
         self.limiter = limiter
         self.box = box
         self.audit = audit
-        self.per_ip = Limit("ip", Rate.parse(per_ip))
-        self.auth_failures = Limit("authfail", Rate.parse(auth_failures))
-        self.per_token = Limit("token", Rate.parse(per_token))
 
     def screen(self, client: Client, presented: str | None) -> Refusal | None:
         """The penalty box: an address or token over its limit is refused until it frees.

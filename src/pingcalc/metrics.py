@@ -63,13 +63,13 @@ class Metrics:
         self.rejections = Counter(
             "pingcalc_rejections",
             "Requests refused, by reason (auth, scope, rate limit, capacity, validation, audit).",
-            ("reason",),
+            ("reason",),  # at most MAX_REASONS values
             registry=self.registry,
         )
         self.rate_limit_hits = Counter(
             "pingcalc_rate_limit_hits",
             "Requests refused by a rate limit, by limit.",
-            ("limit",),
+            ("limit",),  # ip_rate_limit, token_rate_limit or auth_failure_limit
             registry=self.registry,
         )
         self.pings_in_flight = Gauge(

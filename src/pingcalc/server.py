@@ -27,7 +27,7 @@ import os
 import resource
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any, cast
 
 import httptools
@@ -63,17 +63,24 @@ BODY_FRAMING_FACTOR = 4
 
 @dataclass(frozen=True, slots=True)
 class ConnectionLimits:
-    """The per-connection bounds (picklable: uvicorn hands them to worker processes)."""
+    """The settings that bound a connection, under their settings names.
 
-    max_header_bytes: int
+    Picklable: uvicorn hands them to worker processes.
+    """
+
+    max_header_bytes: int  # a head past it is answered 431 (memory per connection)
     max_headers: int
     max_body_bytes: int
-    read_timeout: float
-    write_timeout: float
+    request_read_timeout_seconds: float  # for a whole request, head and body (slowloris)
     max_connections: int
-    max_per_client: int
-    trusted_proxies: str
-    allowed_peers: str  # empty: any peer may connect
+    max_connections_per_client: int
+    forwarded_allow_ips: str
+    connect_allow_ips: str  # empty: any peer may connect
+
+    @property
+    def write_timeout(self) -> float:
+        """A response the client does not read gets as long as a request gets to arrive."""
+        return self.request_read_timeout_seconds
 
     @property
     def max_after_head(self) -> int:
@@ -82,18 +89,7 @@ class ConnectionLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
-        return cls(
-            max_header_bytes=settings.max_header_bytes,
-            max_headers=settings.max_headers,
-            max_body_bytes=settings.max_body_bytes,
-            read_timeout=settings.request_read_timeout_seconds,
-            # A response the client does not read gets as long as a request gets to arrive.
-            write_timeout=settings.request_read_timeout_seconds,
-            max_connections=settings.max_connections,
-            max_per_client=settings.max_connections_per_client,
-            trusted_proxies=settings.forwarded_allow_ips,
-            allowed_peers=settings.connect_allow_ips,
-        )
+        return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
 
 
 class _HeaderLimit(Exception):
@@ -109,8 +105,8 @@ class ConnectionRegistry:
 
     def __init__(self, limits: ConnectionLimits) -> None:
         self.limits = limits
-        self.proxies = TrustedProxies(limits.trusted_proxies)
-        self.allowed = AddressSet(limits.allowed_peers)
+        self.proxies = TrustedProxies(limits.forwarded_allow_ips)
+        self.allowed = AddressSet(limits.connect_allow_ips)
         self.open: dict[GuardedProtocol, str | None] = {}
         self.per_client: Counter[str] = Counter()
 
@@ -121,7 +117,9 @@ class ConnectionRegistry:
         key = None
         if address is not None and not self.proxies.trusts(address):
             key = client_key(address)
-            if self.per_client[key] >= self.limits.max_per_client and not self._evict(key):
+            if self.per_client[key] >= self.limits.max_connections_per_client and not self._evict(
+                key
+            ):
                 return False
         if len(self.open) >= self.limits.max_connections and not self._evict(None):
             return False
@@ -406,7 +404,9 @@ class GuardedProtocol(HttpToolsProtocol):
     # --- deadlines and refusals -------------------------------------------------------------
 
     def _arm_deadline(self) -> None:
-        self._deadline = self.loop.call_later(self.limits.read_timeout, self._read_timed_out)
+        self._deadline = self.loop.call_later(
+            self.limits.request_read_timeout_seconds, self._read_timed_out
+        )
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None:
@@ -527,13 +527,9 @@ def config_for(settings: Settings, app: Any, **extra: Any) -> uvicorn.Config:
     limits = ConnectionLimits.from_settings(settings)
     allowed = raise_descriptor_limit(settings)
     if allowed != limits.max_connections:
-        limits = ConnectionLimits(**{**_asdict(limits), "max_connections": allowed})
+        limits = replace(limits, max_connections=allowed)
     config.pingcalc_limits = limits  # type: ignore[attr-defined]
     return config
-
-
-def _asdict(limits: ConnectionLimits) -> dict[str, Any]:
-    return {name: getattr(limits, name) for name in ConnectionLimits.__slots__}
 
 
 def serve(settings: Settings) -> None:

@@ -15,10 +15,10 @@ bits, so a 0500 directory would not stop it):
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,17 @@ def assert_audit_unavailable(response: httpx.Response) -> None:
     body = response.json()
     assert body["type"] == "urn:pingcalc:problem:audit-unavailable"
     assert "audit trail cannot be written" in body["detail"]
+
+
+def assert_chain_recovered(path: Path, keys: AuditKeys) -> None:
+    """The audit file at `path` starts a chain, records the gap it missed, ends with the ping
+    that followed the recovery, and verifies."""
+    records = file_records(path)
+    assert records[0]["event"] == "audit_chain_started"
+    assert records[1]["event"] == "audit_file_recovered" and records[1]["missed"] >= 2
+    assert records[-1]["event"] == "ping"
+    result = verify([path], keys.verify)
+    assert result.ok, result.describe()
 
 
 # --- in process: a path that cannot be opened ---------------------------------------------
@@ -117,12 +128,7 @@ def test_fail_closed_recovers_when_the_file_is_writable_again(
     assert client.get("/readyz").status_code == 200
     response = client.post("/api/v1/ping", json=PING, headers=tokens.header("pinger"))
     assert response.status_code == 200 and len(backend.calls) == 1
-    path = blocker / "audit.jsonl"
-    records = file_records(path)
-    assert records[0]["event"] == "audit_chain_started"
-    assert records[1]["event"] == "audit_file_recovered" and records[1]["missed"] >= 2
-    assert records[-1]["event"] == "ping"
-    assert verify([path], audit_keys.verify).ok
+    assert_chain_recovered(blocker / "audit.jsonl", audit_keys)
 
 
 def test_fail_open_serves_and_reports_degraded(
@@ -176,69 +182,74 @@ def start_in_mount_namespace(
     raise AssertionError(f"server did not start: {server.log_text()}")
 
 
-def in_namespace(server: LiveServer, *command: str) -> None:
-    """Run `command` inside the server's mount namespace."""
-    subprocess.run(
-        ["nsenter", "-t", str(server.process.pid), "-m", *command], check=True, timeout=10
-    )
+@dataclass
+class NamespacedServer:
+    """A real server whose audit directory is a tmpfs in its own mount namespace, and the key
+    it seals the audit file with."""
+
+    server: LiveServer
+    audit_dir: Path
+    keys: AuditKeys
+
+    def run(self, *command: str) -> None:
+        """Run `command` inside the server's mount namespace."""
+        pid = str(self.server.process.pid)
+        subprocess.run(["nsenter", "-t", pid, "-m", *command], check=True, timeout=10)
+
+    @property
+    def audit_file(self) -> Path:
+        """The audit file as seen from outside: the tmpfs exists only in the server's
+        namespace, so it is read through /proc/PID/root."""
+        return Path(f"/proc/{self.server.process.pid}/root{self.audit_dir}/audit.jsonl")
+
+
+# Start a server on a tmpfs mounted with these options (`mount -o`); stopped after the test.
+StartNamespaced = Callable[[str], NamespacedServer]
 
 
 @pytest.fixture
-def namespaced(
-    tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
-) -> Iterator[Callable[[str], LiveServer]]:
-    servers: list[LiveServer] = []
+def namespaced(tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys) -> Iterator[StartNamespaced]:
+    started: list[NamespacedServer] = []
 
-    def start(options: str) -> LiveServer:
+    def start(options: str) -> NamespacedServer:
         audit_dir = tmp_path / "audit"
-        servers.append(start_in_mount_namespace(tokens, audit_keys, tmp_path, audit_dir, options))
-        return servers[-1]
+        server = start_in_mount_namespace(tokens, audit_keys, tmp_path, audit_dir, options)
+        started.append(NamespacedServer(server, audit_dir, audit_keys))
+        return started[-1]
 
     yield start
-    for server in servers:
-        server.stop()
+    for namespace in started:
+        namespace.server.stop()
 
 
 @pytest.mark.ping
-def test_read_only_filesystem_fails_closed_then_recovers(
-    namespaced: Callable[[str], LiveServer], tmp_path: Path, audit_keys: AuditKeys
-) -> None:
+def test_read_only_filesystem_fails_closed_then_recovers(namespaced: StartNamespaced) -> None:
     """EROFS on a real server: 503 and not ready, events on stdout; writable again: recovers."""
-    server = namespaced("ro,size=1m,mode=0700")
-    audit_dir = tmp_path / "audit"
-    with server.client("pinger") as client:
+    ns = namespaced("ro,size=1m,mode=0700")
+    with ns.server.client("pinger") as client:
         assert_audit_unavailable(client.post("/api/v1/ping", json=PING))
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["status"] == "not ready"
-        log = server.log_text()
+        log = ns.server.log_text()
         failed = next(r for r in audit_records(log) if r["event"] == "audit_file_failed")
         assert "Read-only file system" in failed["reason"]
         assert any(r["event"] == "server_start" for r in audit_records(log))
         assert any(r.get("reason") == "audit_unavailable" for r in audit_records(log))
 
-        in_namespace(server, "mount", "-o", "remount,rw", str(audit_dir))
+        ns.run("mount", "-o", "remount,rw", str(ns.audit_dir))
         assert client.get("/readyz").status_code == 200
         assert client.post("/api/v1/ping", json=PING).status_code == 200
-    # The tmpfs exists only in the server's namespace: read it through /proc/PID/root.
-    path = Path(f"/proc/{server.process.pid}/root{audit_dir}/audit.jsonl")
-    records = file_records(path)
-    assert records[0]["event"] == "audit_chain_started"
-    assert records[1]["event"] == "audit_file_recovered" and records[1]["missed"] >= 2
-    assert records[-1]["event"] == "ping"
-    assert verify([path], audit_keys.verify).ok
+    assert_chain_recovered(ns.audit_file, ns.keys)
 
 
 @pytest.mark.ping
-def test_full_disk_fails_closed_then_recovers(
-    namespaced: Callable[[str], LiveServer], tmp_path: Path, audit_keys: AuditKeys
-) -> None:
+def test_full_disk_fails_closed_then_recovers(namespaced: StartNamespaced) -> None:
     """ENOSPC after start: pings turn into 503 within a few requests; space freed: recovers."""
-    server = namespaced("size=64k,mode=0700")
-    audit_dir = tmp_path / "audit"
-    filler = audit_dir / "filler"
-    with server.client("pinger") as client:
+    ns = namespaced("size=64k,mode=0700")
+    filler = ns.audit_dir / "filler"
+    with ns.server.client("pinger") as client:
         assert client.post("/api/v1/ping", json=PING).status_code == 200
-        in_namespace(server, "sh", "-c", f"dd if=/dev/zero of={filler} bs=4k 2>/dev/null || true")
+        ns.run("sh", "-c", f"dd if=/dev/zero of={filler} bs=4k 2>/dev/null || true")
         statuses = []
         for _ in range(40):  # records share the file's last page until it is full
             statuses.append(client.post("/api/v1/ping", json=PING).status_code)
@@ -247,15 +258,13 @@ def test_full_disk_fails_closed_then_recovers(
         assert statuses[-1] == 503, statuses
         assert client.get("/readyz").status_code == 503
         failed = next(
-            r for r in audit_records(server.log_text()) if r["event"] == "audit_file_failed"
+            r for r in audit_records(ns.server.log_text()) if r["event"] == "audit_file_failed"
         )
         assert "No space left" in failed["reason"]
 
-        in_namespace(server, "rm", str(filler))
+        ns.run("rm", str(filler))
         assert client.get("/readyz").status_code == 200
         assert client.post("/api/v1/ping", json=PING).status_code == 200
-    path = Path(f"/proc/{server.process.pid}/root{audit_dir}/audit.jsonl")
-    result = verify([path], audit_keys.verify)
+    result = verify([ns.audit_file], ns.keys.verify)
     assert result.ok, result.describe()  # a failed write never leaves a torn record
-    events = [json.loads(line)["event"] for line in path.read_text().splitlines()]
-    assert "audit_file_recovered" in events
+    assert "audit_file_recovered" in [r["event"] for r in file_records(ns.audit_file)]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from pingcalc.app import create_app
@@ -19,6 +20,26 @@ from pingcalc.settings import Settings
 from tests_support import AuditKeys, Tokens, file_records
 
 URL = "/api/v1/calculate"
+
+
+@pytest.fixture
+def audit_file(tmp_path: Path) -> Path:
+    """Where the app of `audited_client` writes its sealed audit trail."""
+    return tmp_path / "audit.jsonl"
+
+
+@pytest.fixture
+def audited_client(
+    make_settings: Callable[..., Settings], audit_keys: AuditKeys, audit_file: Path
+) -> Callable[..., TestClient]:
+    """A client, to open with `with`, of the real app auditing to `audit_file`, with the
+    settings given as keywords."""
+
+    def build(**overrides: Any) -> TestClient:
+        settings = make_settings(**audit_keys.settings(audit_file), **overrides)
+        return TestClient(create_app(settings), raise_server_exceptions=False)
+
+    return build
 
 
 def test_calculate_returns_expression_and_result(client: TestClient, tokens: Tokens) -> None:
@@ -232,13 +253,11 @@ def test_each_expression_of_a_batch_counts_against_the_token_rate(
 
 
 def test_each_expression_of_a_batch_is_audited(
-    make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
+    audited_client: Callable[..., TestClient], audit_file: Path, tokens: Tokens
 ) -> None:
     """One record per evaluated expression, in order, with its index and the request's id
     (repudiation), and one for the items refused by the token's rate limit."""
-    audit_file = tmp_path / "audit.jsonl"
-    settings = make_settings(**audit_keys.settings(audit_file), rate_limit_per_token="3/minute")
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with audited_client(rate_limit_per_token="3/minute") as client:
         response = client.post(
             URL,
             json={"expressions": ["6*7", "1/0", "2/3", "1+1"], "precision": 2},
@@ -260,12 +279,10 @@ def test_each_expression_of_a_batch_is_audited(
 
 
 def test_batch_is_refused_whole_when_its_records_cannot_be_written(
-    make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
+    audited_client: Callable[..., TestClient], audit_file: Path, tokens: Tokens
 ) -> None:
     """Fail-closed: a batch whose audit records fail gets 503, never unrecorded results."""
-    audit_file = tmp_path / "audit.jsonl"
-    settings = make_settings(**audit_keys.settings(audit_file))
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with audited_client() as client:
         assert (
             client.post(URL, json={"expressions": ["1"]}, headers=tokens.header("calc")).status_code
             == 200
@@ -319,12 +336,10 @@ def test_precision_outside_1_to_17_is_refused(client: TestClient, tokens: Tokens
 
 
 def test_calculations_are_audited(
-    make_settings: Callable[..., Settings], tokens: Tokens, tmp_path: Path, audit_keys: AuditKeys
+    audited_client: Callable[..., TestClient], audit_file: Path, tokens: Tokens
 ) -> None:
     """Success and refusal each leave an audit record with token, expression and outcome."""
-    audit_file = tmp_path / "audit.jsonl"
-    settings = make_settings(**audit_keys.settings(audit_file))
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with audited_client() as client:
         ok = client.post(URL, json={"expression": "6*7"}, headers=tokens.header("calc"))
         bad = client.post(URL, json={"expression": "1/0"}, headers=tokens.header("calc"))
     records = file_records(audit_file)

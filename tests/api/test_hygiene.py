@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pingcalc.settings import Settings
-from probe_app import probe_app
+from probe_app import probe_app, probe_past_the_limit
 from tests_support import Tokens
 
 SECURITY_HEADERS = {
@@ -158,12 +158,7 @@ def test_address_over_its_limit_is_refused_at_the_edge(
     (flood cost, T1499), while health probes still answer."""
     settings = make_settings(rate_limit_per_ip="2/minute", penalty_delay_seconds=0)
     with TestClient(probe_app(settings)) as client:
-        headers = tokens.header("pinger")
-        assert [client.get("/probe/ping", headers=headers).status_code for _ in range(2)] == [
-            200,
-            200,
-        ]
-        first = client.get("/probe/ping", headers=headers)
+        first = probe_past_the_limit(client, tokens.header("pinger"), allowed=2)
         assert first.status_code == 429 and first.json()["reason"] == "ip_rate_limit"
         # Refused at the edge: even an unknown path gets 429, not 404.
         edge = client.get("/no/such/path")

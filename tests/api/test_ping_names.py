@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from ipaddress import ip_address
 from typing import Any
 
 import httpx
@@ -55,41 +56,56 @@ def api(fake: RecordingApp, tokens: Tokens) -> Iterator[TestClient]:
         yield client
 
 
-def test_name_is_resolved_once_and_the_answer_names_both_name_and_address(
-    api: TestClient, fake: RecordingApp, dns_server: DnsServer
+@pytest.mark.parametrize(
+    ("request_body", "address", "asked", "resolved"),
+    [
+        pytest.param(
+            {"target": "Good.Test", "count": 2},
+            "127.0.0.1",
+            ["A", "AAAA"],
+            ["127.0.0.1", "::1"],
+            id="any-family",
+        ),
+        pytest.param(
+            {"target": "good.test", "family": 6, "count": 2},
+            "::1",
+            ["AAAA"],
+            ["::1"],
+            id="family-6",
+        ),
+    ],
+)
+def test_name_is_resolved_once_per_family_asked_and_the_answer_names_name_and_address(
+    request_body: dict[str, Any],
+    address: str,
+    asked: list[str],
+    resolved: list[str],
+    api: TestClient,
+    fake: RecordingApp,
+    dns_server: DnsServer,
 ) -> None:
-    """TM-31: one lookup per family; the result and the audit record carry name and address."""
+    """TM-31: one lookup per family, and `family: 6` restricts the lookup itself, not only the
+    choice of address; the result and the audit record carry name and address."""
     dns_server.add_loopbacks("good.test")
-    response = api.post(URL, json={"target": "Good.Test", "count": 2})
+    response = api.post(URL, json=request_body)
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["target"], body["name"], body["family"], body["received"]) == (
-        "127.0.0.1",
+        address,
         "good.test",
-        4,
+        ip_address(address).version,
         2,
     )
     assert list(body)[:2] == ["target", "name"]
-    assert fake.backend.pinged() == ["127.0.0.1"]
-    assert sorted(dns_server.asked("good.test")) == [("good.test", "A"), ("good.test", "AAAA")]
+    assert fake.backend.pinged() == [address]
+    assert sorted(dns_server.asked()) == [("good.test", rdtype) for rdtype in asked]
     [record] = fake.audit_events("ping")
     assert (record["outcome"], record["target"], record["name"]) == (
         "success",
-        "127.0.0.1",
+        address,
         "good.test",
     )
-    assert record["resolved"] == ["127.0.0.1", "::1"]
-
-
-def test_family_6_asks_only_for_aaaa_and_pings_the_ipv6_address(
-    api: TestClient, fake: RecordingApp, dns_server: DnsServer
-) -> None:
-    """`family: 6` restricts the lookup itself, not only the choice of address."""
-    dns_server.add_loopbacks("good.test")
-    response = api.post(URL, json={"target": "good.test", "family": 6})
-    assert response.status_code == 200, response.text
-    assert (response.json()["target"], response.json()["family"]) == ("::1", 6)
-    assert dns_server.asked() == [("good.test", "AAAA")] and fake.backend.pinged() == ["::1"]
+    assert record["resolved"] == resolved
 
 
 @pytest.mark.parametrize(

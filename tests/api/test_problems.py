@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pingcalc.settings import Settings
-from probe_app import probe_app
+from probe_app import probe_app, probe_past_the_limit
 from tests_support import Tokens, assert_problem
 
 
@@ -89,12 +89,7 @@ def test_429_is_problem_with_retry_after(
     """Over the per-token limit: 429 problem with Retry-After in seconds."""
     settings = make_settings(rate_limit_per_token="2/minute")
     with TestClient(probe_app(settings)) as client:
-        headers = tokens.header("pinger")
-        assert [client.get("/probe/ping", headers=headers).status_code for _ in range(2)] == [
-            200,
-            200,
-        ]
-        response = client.get("/probe/ping", headers=headers)
+        response = probe_past_the_limit(client, tokens.header("pinger"), allowed=2)
         body = assert_problem(response, 429)
         assert 1 <= int(response.headers["retry-after"]) <= 60
         assert body["reason"] == "token_rate_limit"

@@ -35,6 +35,7 @@ from container_support import (
     compose_binary,
     docker,
     free_port,
+    print_metrics,
     run,
     unavailable,
 )
@@ -46,11 +47,7 @@ BUILD_TIMEOUT_S = 900
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print the image size and the up-to-healthy time measured in this run."""
-    if not METRICS:
-        return
-    terminalreporter.section("container metrics")
-    for key, value in METRICS.items():
-        terminalreporter.line(f"{key}: {value}")
+    print_metrics(terminalreporter, "container metrics", METRICS)
 
 
 @pytest.fixture(scope="session")

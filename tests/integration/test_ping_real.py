@@ -121,28 +121,27 @@ def _ping_over_http(server: LiveServer, target: str, count: int) -> dict[str, ob
     return body
 
 
+@pytest.fixture(params=["datagram", "subprocess"])
+def usable_backend(request: pytest.FixtureRequest) -> str:
+    """The name of each backend in turn, with what it needs: datagram ICMP sockets permitted
+    (`icmp_sockets`) or the ping binary (`ping_path`)."""
+    backend: str = request.param
+    request.getfixturevalue("icmp_sockets" if backend == "datagram" else "ping_path")
+    return backend
+
+
 @pytest.mark.parametrize("target", LOOPBACKS)
-def test_real_server_pings_with_datagram_backend(
-    target: str, icmp_sockets: None, server_factory: Callable[..., LiveServer]
+def test_real_server_pings_with_each_backend(
+    target: str, usable_backend: str, server_factory: Callable[..., LiveServer]
 ) -> None:
-    """The real server, sysctl open before start, answers with the in-process backend."""
-    server = server_factory(env={"PINGCALC_PING_BACKEND": "datagram"})
+    """The real server, started with the backend chosen (datagram: the sysctl opened before
+    start), logs its choice and answers the same result model with it."""
+    server = server_factory(env={"PINGCALC_PING_BACKEND": usable_backend})
     body = _ping_over_http(server, target, 2)
-    assert (body["backend"], body["received"], body["loss_percent"]) == ("datagram", 2, 0.0)
+    assert (body["backend"], body["received"], body["loss_percent"]) == (usable_backend, 2, 0.0)
     log = server.log_text()
-    assert '"ping_backend_selected"' in log and '"backend":"datagram"' in log
+    assert '"ping_backend_selected"' in log and f'"backend":"{usable_backend}"' in log
     assert '"event":"ping"' in log
-
-
-@pytest.mark.parametrize("target", LOOPBACKS)
-def test_real_server_pings_with_subprocess_backend(
-    target: str, ping_path: str, server_factory: Callable[..., LiveServer]
-) -> None:
-    """The real server with the fallback backend answers the same result model."""
-    server = server_factory(env={"PINGCALC_PING_BACKEND": "subprocess"})
-    body = _ping_over_http(server, target, 2)
-    assert (body["backend"], body["received"], body["loss_percent"]) == ("subprocess", 2, 0.0)
-    assert '"backend":"subprocess"' in server.log_text()
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

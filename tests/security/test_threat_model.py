@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pingcalc.calc import evaluate
 from pingcalc.cli import cmd_calc
@@ -335,6 +336,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pingcalc.calc import evaluate
 from pingcalc.ping import parse_target
@@ -387,40 +389,6 @@ def test_passes_as_argument():
     subprocess.run(["cat", str(SETTINGS)], capture_output=True, check=True)
 """
 
-REACH_THREATS = """
-threats:
-  - id: TM-01
-    verified_by: [tests/test_r.py::test_evaluates_and_reads]
-    implemented_by: [{evaluate}, conf/settings.conf]
-  - id: TM-02
-    verified_by: [tests/test_r.py::test_evaluates_and_reads, tests/test_r.py::test_imports_only]
-    implemented_by: [{parse_target}]
-  - id: TM-03
-    verified_by: [tests/test_r.py::test_imports_only]
-    implemented_by: [conf/settings.conf]
-  - id: TM-04
-    verified_by: [tests/test_r.py::test_cli_in_a_subprocess]
-    implemented_by: [{cmd_calc}]
-  - id: TM-05
-    verified_by: [tests/test_r.py::test_second_user]
-    implemented_by: [{cmd_calc}]
-  - id: TM-06
-    verified_by: [tests/test_r.py::test_evaluates_and_reads]
-    implemented_by: [pingcalc.no_such_module:thing]
-  - id: TM-07
-    verified_by: [tests/test_r.py::test_copies]
-    implemented_by: [conf/settings.conf]
-  - id: TM-08
-    verified_by: [tests/test_r.py::test_hands_over]
-    implemented_by: [conf/settings.conf]
-  - id: TM-09
-    verified_by: [tests/test_r.py::test_passes_as_argument]
-    implemented_by: [conf/settings.conf]
-  - id: TM-10
-    verified_by: [tests/test_m.py::test_uses_what_the_module_read]
-    implemented_by: [conf/module.conf]
-"""
-
 REACH_MODULE_TESTS = """
 from pathlib import Path
 
@@ -437,15 +405,40 @@ def _entry(function: Callable[..., object]) -> str:
     return f"{function.__module__}:{function.__qualname__}"
 
 
+def _reach_threats() -> str:
+    """The nested project's threats.yaml. The code entries are computed, so the test follows
+    the code when it moves."""
+    settings = "conf/settings.conf"
+    threats = {  # id: (verified_by, implemented_by)
+        "TM-01": (["tests/test_r.py::test_evaluates_and_reads"], [_entry(evaluate), settings]),
+        "TM-02": (
+            ["tests/test_r.py::test_evaluates_and_reads", "tests/test_r.py::test_imports_only"],
+            [_entry(parse_target)],
+        ),
+        "TM-03": (["tests/test_r.py::test_imports_only"], [settings]),
+        "TM-04": (["tests/test_r.py::test_cli_in_a_subprocess"], [_entry(cmd_calc)]),
+        "TM-05": (["tests/test_r.py::test_second_user"], [_entry(cmd_calc)]),
+        "TM-06": (["tests/test_r.py::test_evaluates_and_reads"], ["pingcalc.no_such_module:thing"]),
+        "TM-07": (["tests/test_r.py::test_copies"], [settings]),
+        "TM-08": (["tests/test_r.py::test_hands_over"], [settings]),
+        "TM-09": (["tests/test_r.py::test_passes_as_argument"], [settings]),
+        "TM-10": (["tests/test_m.py::test_uses_what_the_module_read"], ["conf/module.conf"]),
+    }
+    return yaml.safe_dump(
+        {
+            "threats": [
+                {"id": id_, "verified_by": tests, "implemented_by": entries}
+                for id_, (tests, entries) in threats.items()
+            ]
+        }
+    )
+
+
 def _run_reach(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "settings.conf").write_text("x = 1\n")
     (tmp_path / "conf" / "module.conf").write_text("y = 2\n")
-    # The entries are computed, so the test follows the code when it moves.
-    threats = REACH_THREATS.format(
-        evaluate=_entry(evaluate), parse_target=_entry(parse_target), cmd_calc=_entry(cmd_calc)
-    )
-    _write_project(tmp_path, threats, test_m=REACH_MODULE_TESTS, test_r=REACH_TESTS)
+    _write_project(tmp_path, _reach_threats(), test_m=REACH_MODULE_TESTS, test_r=REACH_TESTS)
     return _nested_pytest(
         tmp_path,
         env={

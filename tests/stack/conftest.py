@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from container_support import IN_CI, REPO, compose_binary, docker, free_port
+from container_support import IN_CI, REPO, compose_binary, docker, free_port, print_metrics
 from stack_support import HOSTNAME, METRICS, SETTINGS, Stack, free_subnets
 
 
@@ -31,11 +31,7 @@ def _unavailable(reason: str) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print the figures the stack tests measured."""
-    if not METRICS:
-        return
-    terminalreporter.section("stack metrics")
-    for key, value in METRICS.items():
-        terminalreporter.line(f"{key}: {value}")
+    print_metrics(terminalreporter, "stack metrics", METRICS)
 
 
 def _write_metrics() -> None:

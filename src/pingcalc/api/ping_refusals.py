@@ -34,8 +34,8 @@ RESOLVER_BUSY_RETRY_AFTER = 1
 class Kind:
     """How one class of ping error is answered and recorded."""
 
-    status: int
-    kind: str
+    status: int  # the HTTP status
+    kind: str  # the problem type's last path segment
     title: str
     reason: str  # the audit record's `reason`
     retry_after: int = 0

@@ -104,7 +104,7 @@ async def resolve_name(
     *,
     policy: TargetPolicy,
     resolver: Resolver,
-    family: Family | None = None,
+    family: Family | None = None,  # 4 or 6: the lookup asks for A or for AAAA records only
     owner: str | None = None,
 ) -> Destination:
     """Resolve `name` once (a lookup slot of `owner`), check every address, choose one."""

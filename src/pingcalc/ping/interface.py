@@ -33,7 +33,7 @@ DEADLINE_SLACK_SECONDS = 0.5
 class BackendStatus:
     """Whether pings can be sent now, and if not, why and what the operator must change."""
 
-    available: bool
+    available: bool  # False: every ping answers 503 and /readyz says degraded
     backend: str
     reason: str
     fix: str = ""

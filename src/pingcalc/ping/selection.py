@@ -45,7 +45,7 @@ class UnavailableBackend(PingBackend):
     name = "unavailable"
 
     def __init__(self, reason: str) -> None:
-        self.reason = reason
+        self.reason = reason  # what selection found: in every 503, /readyz and `pingcalc check`
 
     async def ping(
         self, address: Address, echoes: Echoes, on_event: EventSink | None = None

@@ -15,13 +15,23 @@ from pingcalc.calc import Bounds, CalcError, CalcLimitError, CalcMathError, Eval
 from pingcalc.calc.bounds import CACHE_KEY_CHARS, CACHE_SIZE
 
 
-def test_repeated_expression_is_answered_from_the_cache() -> None:
-    """The second evaluation of the same text is a hit and gives the same value."""
-    evaluator = Evaluator()
+@pytest.mark.parametrize(
+    ("bounds", "hits", "misses", "kept"),
+    [
+        pytest.param(Bounds(), 1, 1, 1, id="default"),
+        pytest.param(Bounds(cache_size=0), 0, 2, 0, id="cache_size=0"),
+    ],
+)
+def test_repeated_expression_is_answered_from_the_cache_unless_its_size_is_zero(
+    bounds: Bounds, hits: int, misses: int, kept: int
+) -> None:
+    """The second evaluation of the same text is a hit and gives the same value;
+    `PINGCALC_CALC_CACHE_SIZE=0` evaluates every time and keeps nothing."""
+    evaluator = Evaluator(bounds)
     assert evaluator.evaluate("2*(3+4)") == 14
     assert evaluator.evaluate("2*(3+4)") == 14
     info = evaluator.cache_info()
-    assert (info.hits, info.misses, info.currsize) == (1, 1, 1)
+    assert (info.hits, info.misses, info.currsize) == (hits, misses, kept)
 
 
 def test_cache_evicts_the_least_recently_used_entry() -> None:
@@ -94,15 +104,6 @@ def test_failing_expression_fails_the_same_way_every_time_and_is_not_kept() -> N
             evaluator.evaluate("1 + 1/0")
         assert caught.value.position == 6
     assert evaluator.cache_info().currsize == 0
-
-
-def test_cache_size_zero_disables_caching() -> None:
-    """`PINGCALC_CALC_CACHE_SIZE=0` evaluates every time and keeps nothing."""
-    evaluator = Evaluator(Bounds(cache_size=0))
-    assert evaluator.evaluate("1+1") == 2
-    assert evaluator.evaluate("1+1") == 2
-    info = evaluator.cache_info()
-    assert (info.currsize, info.misses, info.hits) == (0, 2, 0)
 
 
 def test_evaluator_enforces_its_own_bounds_on_cached_expressions() -> None:

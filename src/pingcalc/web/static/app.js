@@ -393,29 +393,22 @@
       hint.textContent = `${asText(item.symbol)} is ${asText(item.hint)}`;
       return hint;
     });
+    // One table a row: caption, column headings, the reference's list, a row's cells.
+    const tables = [
+      ["Operators, lowest precedence first", ["operator", "meaning", "example"], ref.operators,
+        (op) => [op.symbol, op.meaning, example(op)]],
+      ["Functions", ["function", "arguments", "meaning", "example"], ref.functions,
+        (fn) => [fn.name, fn.arguments, fn.description, example(fn)]],
+      ["Constants", ["constant", "meaning", "example"], ref.constants,
+        (c) => [c.name, c.description, example(c)]],
+      ["Limits of this server", ["limit", "value", "what it limits"], ref.bounds,
+        (b) => [b.name, Number(b.value).toLocaleString("en"), b.meaning]],
+    ];
     $("calc-help-body").replaceChildren(
       numbers,
       ...hints,
-      table(
-        "Operators, lowest precedence first",
-        ["operator", "meaning", "example"],
-        list(ref.operators).map((op) => [op.symbol, op.meaning, example(op)]),
-      ),
-      table(
-        "Functions",
-        ["function", "arguments", "meaning", "example"],
-        list(ref.functions).map((fn) => [fn.name, fn.arguments, fn.description, example(fn)]),
-      ),
-      table(
-        "Constants",
-        ["constant", "meaning", "example"],
-        list(ref.constants).map((c) => [c.name, c.description, example(c)]),
-      ),
-      table(
-        "Limits of this server",
-        ["limit", "value", "what it limits"],
-        list(ref.bounds).map((b) => [b.name, Number(b.value).toLocaleString("en"), b.meaning]),
-      ),
+      ...tables.map(([caption, headings, items, cells]) =>
+        table(caption, headings, list(items).map(cells))),
     );
   }
 
