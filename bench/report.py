@@ -44,43 +44,37 @@ MISSED_NOTES: dict[str, str] = {
 # What profiling found (bench/profile_http.py: py-spy on the live server under the wrk load
 # of section 2). Written by hand after a run; update it when the code changes.
 PROFILE_NOTES = """\
-Measured 2026-12-06 on the request path of issue 19 (pure-ASGI edge, gatekeeper, GCRA limits,
-guarded httptools protocol with a one-write response), with `python -m bench.profile_http
+Profiled on the request path this benchmark measures (pure-ASGI edge, gatekeeper, GCRA limits,
+guarded httptools protocol with a one-write response) with `python -m bench.profile_http
 calculate` (py-spy 0.4, `--nonblocking`, on the live `pingcalc serve` under section 2's wrk
-load), cProfile over the in-process application, and section 2's attribution table. Figures
-below are section 2's of this run; an earlier run the same morning (load 3.5-5.6) gave 1.36x
-and 1.64x for the two CPU ratios and the same attribution within a few µs.
+load), cProfile over the in-process application, and section 2's attribution table. The
+figures quoted below are from section 2's run of 2026-12-06 10:21 UTC (load average under 2.3);
+re-read them from the tables above after a new run.
 
-Where a calculation's ~119 µs of server CPU go:
+Where a calculation's ~117 µs of server CPU go:
 
-- About 65 µs (a little over half) is outside pingcalc's code: uvicorn's httptools protocol
+- About 62 µs (a little over half) is outside pingcalc's code: uvicorn's httptools protocol
   (with pingcalc's guarded subclass), the uvloop event loop, the socket read and the one-write
-  response (`GuardedCycle.send`, 12 % of samples, is mostly the `write` system call). The bare
-  FastAPI app pays about as much there (~71 µs: its ~155 µs on the server less its ~84 µs
-  in-process, with uvicorn's own two-write response): this is now the largest item, and it
-  belongs to the server stack, not to any control.
-- About 54 µs is the application. The two flushed JSON lines are its largest parts: the audit
-  record (`Auditor.emit`, ~12 µs in-process) and the access line (~9 µs in-process; ~15 µs on
-  the server by the settings difference, ~18 µs on /healthz, 30 % of that route's CPU). The
-  two GCRA limiter checks cost a few µs (~4 µs by the settings difference, near its noise),
-  the gate as a whole ~3.5 µs, the body parse 0.7 µs, a repeated expression 0.1 µs.
+  response (`GuardedCycle.send` is mostly the `write` system call). The bare FastAPI app pays
+  about as much there (~69 µs: its ~148 µs on the server less its ~79 µs in-process, with
+  uvicorn's own two-write response): this is the largest item, and it belongs to the server
+  stack, not to any control.
+- About 55 µs is the application. The two flushed JSON lines are its largest parts: the audit
+  record (`Auditor.emit`, ~11 µs in-process) and the access line (~11 µs in-process; ~15 µs on
+  the server by the settings difference, and ~30 µs on /healthz, where the line's `write`
+  system call is a larger share of a short request). Both stay one flushed line per request by
+  rule: a crash must not lose them. The two GCRA limiter checks cost ~2 µs (the settings
+  difference, near its noise), the gate as a whole ~3.5 µs, the body parse 0.7 µs, a repeated
+  expression 0.1 µs.
 
-Not changed here (the benchmark work does not touch `src/`), for the next round:
+Changed after an earlier profile of the same path:
 
-1. Secret scrubbing per field. `audit.fields.shape` runs `logs.redact_secrets`, i.e. a Python
-   call and a regular-expression search per string field (7 of the record's 9), ~4.8 µs of the
-   record's ~6.2 µs `shape`; `logs.write_event` does the same per field of the access line.
-   Testing the rendered line once (`"pc_" in line or "bearer" in line.lower()`, ~0.5 µs for
-   the 238-character record; the compiled `_SECRET_HINT` over the whole line is slower, ~3 µs)
-   and scrubbing field by field only on a hit keeps the guarantee for about 4 µs less per line,
-   ~8 µs (7 %) per calculation.
-2. Start time. `pingcalc.throttle.redis_link` imports `redis.asyncio` at import time, also with
-   `memory://` storage: the largest single package of the image's start (~40-50 ms of ~330-370
-   ms under `-X importtime`; 35-85 ms measured directly in the container). Against the bare
-   app, pingcalc's start above Docker's floor differed by +0.09 s in the earlier run and by
-   -0.01 s in this one (section 4): within the noise here, but importing redis only where a
-   `redis://` URI is used is a free saving.
-3. Profiling method. py-spy's default mode stops the server for each sample, and the stops land
+1. Secret scrubbing: one search over all of a record's plain string values decides whether any
+   field needs scrubbing (`logs.redact_secrets`), instead of a Python call and a regular
+   expression per field; about 4 µs less per audit record and per access line.
+2. Start time: `redis` is imported only when a `redis://` storage is configured (it was the
+   largest package of the start, ~40-85 ms in the container).
+3. Profiling method: py-spy's default mode stops the server for each sample, and the stops land
    at the ends of system calls: it put 8 % of samples in the tokens file's per-request
    `os.stat` (0.9 µs in-process) and 27 % in `Auditor.emit` (10 % with `--nonblocking`, in line
    with its in-process cost). bench/profile_http.py uses `--nonblocking`.
