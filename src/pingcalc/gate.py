@@ -134,7 +134,7 @@ class Gate:
         auth_failures: str,
         per_token: str,
     ) -> None:
-        # Parsed first: a bad rate fails here, at start-up, before any object is kept.
+        # The rates first: a malformed one fails here, at start-up.
         self.per_ip = Limit("ip", Rate.parse(per_ip))
         self.auth_failures = Limit("authfail", Rate.parse(auth_failures))
         self.per_token = Limit("token", Rate.parse(per_token))

@@ -114,14 +114,13 @@ class ConnectionRegistry:
         """Register `conn`, evicting an idle or slow connection if a cap is reached."""
         if self.allowed and address not in self.allowed:
             return False
+        limits = self.limits
         key = None
         if address is not None and not self.proxies.trusts(address):
             key = client_key(address)
-            if self.per_client[key] >= self.limits.max_connections_per_client and not self._evict(
-                key
-            ):
+            if self.per_client[key] >= limits.max_connections_per_client and not self._evict(key):
                 return False
-        if len(self.open) >= self.limits.max_connections and not self._evict(None):
+        if len(self.open) >= limits.max_connections and not self._evict(None):
             return False
         self.open[conn] = key
         if key is not None:
