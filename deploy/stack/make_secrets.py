@@ -8,7 +8,7 @@ made. Standard library only; prints no secret, only `tokens=N` (the tokens file'
 
     /s/pingcalc/  uid 10001, 0700  mounted read-only at /run/secrets in every replica
         pingcalc_tokens               the tokens file (hashes and scopes)
-        pingcalc_rate_limit_storage   redis://pingcalc:<password>@redis:6379/0?...
+        pingcalc_rate_limit_storage   unix://pingcalc:<password>@/run/redis/redis.sock?db=0&...
     /s/redis/     uid 10003, 0700    mounted read-only at /run/secrets/redis
         users.acl                     ACL users with SHA-256 password hashes, default off
         probe.password                the health check's password (PING only)
@@ -24,13 +24,15 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path("/s")
 TLS = Path("/tls")
 APP, EDGE, REDIS = (10001, 10001), (10002, 10002), (10003, 10003)
 # 256-bit passwords: Redis checks them at network speed, so only length stops guessing.
 PASSWORD_BYTES = 32
-REDIS_HOST = "redis:6379"
+# Redis listens on a Unix socket only (redis.conf), on the volume compose.yaml shares.
+REDIS_SOCKET = "/run/redis/redis.sock"
 # A Redis that accepts but never answers must not hang requests: 1 s timeouts.
 REDIS_OPTIONS = "socket_timeout=1&socket_connect_timeout=1"
 
@@ -69,6 +71,10 @@ def redis_credentials(app: Path, redis: Path) -> None:
     """The pingcalc and probe users: the ACL file gets hashes, each client its password."""
     acl, probe, uri = redis / "users.acl", redis / "probe.password", app / "pingcalc_rate_limit_storage"
     if acl.exists() and probe.exists() and uri.exists():
+        # A stack made when Redis listened on TCP: the same password, the socket's address.
+        old = urlsplit(uri.read_text().strip())
+        if old.scheme != "unix" and old.password:
+            write(uri, storage_uri(old.password), APP)
         return
     app_password = secrets.token_hex(PASSWORD_BYTES)
     probe_password = secrets.token_hex(PASSWORD_BYTES)
@@ -79,7 +85,12 @@ def redis_credentials(app: Path, redis: Path) -> None:
     )
     write(acl, users, REDIS)
     write(probe, probe_password + "\n", REDIS)
-    write(uri, f"redis://pingcalc:{app_password}@{REDIS_HOST}/0?{REDIS_OPTIONS}\n", APP)
+    write(uri, storage_uri(app_password), APP)
+
+
+def storage_uri(app_password: str) -> str:
+    """pingcalc's PINGCALC_RATE_LIMIT_STORAGE: the pingcalc user over the socket."""
+    return f"unix://pingcalc:{app_password}@{REDIS_SOCKET}?db=0&{REDIS_OPTIONS}\n"
 
 
 def edge_certificate(edge: Path) -> bool:

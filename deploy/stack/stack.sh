@@ -69,11 +69,25 @@ STACK_UIDS=(10001 10002 10003)
 
 check_uids() {
     [[ "${STACK_ALLOW_SHARED_UIDS:-0}" == 1 ]] && return
-    local uid account
+    local uid account file name start count
+    local fix="Remove or renumber it, enable userns-remap in the Docker daemon, or accept the risk with STACK_ALLOW_SHARED_UIDS=1"
     for uid in "${STACK_UIDS[@]}"; do
         if account="$(getent passwd "$uid")"; then
-            die "host account ${account%%:*} has uid $uid, which a stack container runs as: it could read that container's secrets through /proc/PID/root. Remove or renumber the account, enable userns-remap in the Docker daemon, or accept the risk with STACK_ALLOW_SHARED_UIDS=1"
+            die "host account ${account%%:*} has uid $uid, which a stack container runs as: it could read that container's secrets through /proc/PID/root. $fix"
         fi
+    done
+    # Subordinate ids: a user namespace of that user can run processes as any id of its range
+    # (the second attack pass: a bare uid needs no account to read /proc/PID/root).
+    for file in /etc/subuid /etc/subgid; do
+        [[ -r "$file" ]] || continue
+        while IFS=: read -r name start count; do
+            [[ "$start" =~ ^[0-9]+$ && "$count" =~ ^[0-9]+$ ]] || continue
+            for uid in "${STACK_UIDS[@]}"; do
+                if ((uid >= start && uid < start + count)); then
+                    die "$file gives $name the subordinate ids $start-$((start + count - 1)), which include $uid, a stack container's id: a process of $name's could run as it and read that container's secrets through /proc/PID/root. $fix"
+                fi
+            done
+        done <"$file"
     done
 }
 

@@ -213,12 +213,27 @@ def write_records(path: Path, records: list[TokenRecord]) -> None:
                 # Only root (or the owner, for a group it is in) may do this; else ours it is.
                 with contextlib.suppress(PermissionError):
                     os.fchown(handle.fileno(), before.st_uid, before.st_gid)
+                _move_mtime_past(handle.fileno(), before)
         tmp.chmod(FILE_MODE if before is None else before.st_mode & KEPT_MODE_BITS)
         tmp.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _move_mtime_past(fd: int, before: os.stat_result) -> None:
+    """Give the new file an mtime later than the one it replaces.
+
+    Servers reload the file when its (inode, mtime, size) changes. A rename frees the old
+    inode number for the next file, and a revoke-then-create can leave the size unchanged, so
+    on a file system with coarse timestamps (or a clock stepped back) the mtime alone would
+    have to tell, and might not: a revoked token would still be honoured (the stack's second
+    attack pass). A whole second later is later at any timestamp granularity.
+    """
+    written = os.fstat(fd)
+    if written.st_mtime_ns <= before.st_mtime_ns:
+        os.utime(fd, ns=(written.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
 
 
 @contextlib.contextmanager

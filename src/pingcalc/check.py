@@ -18,6 +18,7 @@ from pingcalc.auth import CREATE_COMMAND, TokenStoreError, read_records
 from pingcalc.ping.interface import BackendStatus
 from pingcalc.settings import Settings, parse_networks
 from pingcalc.throttle import RateLimiter, RedisLink, redact_uri
+from pingcalc.throttle.redis_link import is_redis_uri
 
 Level = Literal["pass", "info", "warn", "fail"]
 
@@ -272,7 +273,7 @@ def check_ping_backend(env: Environment) -> Finding:
 
 
 async def check_redis(settings: Settings) -> Finding | None:
-    if not settings.rate_limit_storage.startswith(("redis://", "rediss://")):
+    if not is_redis_uri(settings.rate_limit_storage):
         return None
     shown = redact_uri(settings.rate_limit_storage)
     limiter = RateLimiter(RedisLink(settings.rate_limit_storage))

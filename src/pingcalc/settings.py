@@ -21,6 +21,8 @@ from pingcalc.envfile import ENV_FILE_VARIABLE, env_file_settings
 from pingcalc.errors import PingcalcError
 
 SECRETS_DIR = Path("/run/secrets")
+# Rate-limit storages shared through Redis: TCP, TCP with TLS, a Unix socket.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 Scope = Literal["ping", "calculate", "metrics"]
 SCOPES: tuple[Scope, ...] = ("ping", "calculate", "metrics")
@@ -107,7 +109,8 @@ class Settings(BaseSettings):
 
     # --- rate limiting (the `limits` library) ------------------------------------------
     rate_limit_enabled: bool = True
-    # memory:// is per process; redis://host:6379/0 shares counts across replicas.
+    # memory:// is per process; redis://host:6379/0 (rediss:// with TLS, unix:///path.sock for
+    # a socket) shares counts across replicas.
     rate_limit_storage: str = "memory://"
     # Per client IP before authentication: throttles token guessing.
     rate_limit_per_ip: str = "300/minute"
@@ -231,8 +234,8 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_storage")
     @classmethod
     def _check_storage(cls, value: str) -> str:
-        if not value.startswith(("memory://", "redis://", "rediss://")):
-            raise ValueError("must start with memory://, redis:// or rediss://")
+        if not value.startswith(("memory://", *REDIS_SCHEMES)):
+            raise ValueError("must start with memory://, redis://, rediss:// or unix://")
         return value
 
 

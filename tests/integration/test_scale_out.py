@@ -10,6 +10,7 @@ import json
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,8 @@ PING = "/api/v1/ping"
 
 @dataclass
 class RedisServer:
-    """A real redis-server on a loopback port that a test can stop and start again."""
+    """A real redis-server on a loopback port and a Unix socket, that a test can stop and
+    start again."""
 
     port: int
     workdir: Path
@@ -39,6 +41,14 @@ class RedisServer:
     @property
     def uri(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def socket(self) -> Path:
+        return self.workdir / "redis.sock"
+
+    @property
+    def socket_uri(self) -> str:
+        return f"unix://{self.socket}?db=0"
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -56,6 +66,10 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                "--unixsocket",
+                str(self.socket),
+                "--unixsocketperm",
+                "700",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -79,18 +93,21 @@ class RedisServer:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(free_port(), tmp_path)
+def redis_server() -> Iterator[RedisServer]:
+    # A short directory: a Unix socket's path must fit in 108 bytes.
+    workdir = Path(tempfile.mkdtemp(prefix="pcredis-", dir="/tmp"))
+    server = RedisServer(free_port(), workdir)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _shared_env(redis: RedisServer, **extra: str) -> dict[str, str]:
+def _shared_env(redis: RedisServer, *, uri: str | None = None, **extra: str) -> dict[str, str]:
     return {
-        "PINGCALC_RATE_LIMIT_STORAGE": redis.uri,
+        "PINGCALC_RATE_LIMIT_STORAGE": uri or redis.uri,
         "PINGCALC_RATE_LIMIT_PER_TOKEN": "10/minute",
         "PINGCALC_RATE_LIMIT_PER_IP": "100000/minute",
         **extra,
@@ -115,14 +132,20 @@ def _events(server: LiveServer, name: str) -> list[dict[str, object]]:
     return events
 
 
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
 def test_token_rate_limit_is_shared_across_two_servers(
-    redis_server: RedisServer, server_factory: Callable[..., LiveServer], tokens: Tokens
+    transport: str,
+    redis_server: RedisServer,
+    server_factory: Callable[..., LiveServer],
+    tokens: Tokens,
 ) -> None:
-    """Two replicas on one Redis admit exactly the token's limit between them, not twice it.
+    """Two replicas on one Redis, over TCP or its Unix socket (the stack's only listener),
+    admit exactly the token's limit between them, not twice it.
 
     No tarpit here: held refusals would stretch the burst past one refill interval (6 s at
     10/minute), and the GCRA rightly admits one more after each interval."""
-    env = _shared_env(redis_server, PINGCALC_PENALTY_DELAY_SECONDS="0")
+    uri = redis_server.socket_uri if transport == "unix" else redis_server.uri
+    env = _shared_env(redis_server, uri=uri, PINGCALC_PENALTY_DELAY_SECONDS="0")
     a, b = server_factory(env=env), server_factory(env=env)
     codes = [_calc(server, tokens) for _ in range(10) for server in (a, b)]
     assert codes.count(200) == 10 and codes.count(429) == 10, codes

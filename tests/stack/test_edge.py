@@ -201,6 +201,11 @@ def test_readiness_is_not_served_to_the_outside_and_tls_is_pinned_by_hsts(stack:
     with stack.https() as client:
         ready = client.get("/readyz")
         assert ready.status_code == 404
+        # Percent-encoded, as the second attack pass sent it: the replicas decode the path.
+        for encoded in ("/%72eadyz", "/ready%7a", "/%72%65%61%64%79%7A"):
+            # Sent as written: httpx keeps percent escapes in a path as they are.
+            answer = client.get(encoded)
+            assert answer.status_code == 404, (encoded, answer.status_code, answer.text)
         health = client.get("/healthz")
         assert health.status_code == 200
         for answer in (ready, health):

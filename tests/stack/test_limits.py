@@ -9,6 +9,7 @@ least privilege with it).
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
@@ -138,7 +139,7 @@ uri = open("/run/secrets/pingcalc_rate_limit_storage").read().strip()
 parts = urllib.parse.urlsplit(uri)
 def attempt(**kw):
     try:
-        return str(redis.Redis(host=parts.hostname, port=parts.port, socket_timeout=2, **kw).ping())
+        return str(redis.Redis(unix_socket_path=parts.path, socket_timeout=2, **kw).ping())
     except Exception as exc:
         return type(exc).__name__ + ": " + str(exc)
 legit = redis.Redis.from_url(uri)
@@ -165,8 +166,30 @@ print(json.dumps({
 """
 
 
+def test_redis_has_no_network_listener_and_only_the_replicas_reach_its_socket(
+    stack: Stack,
+) -> None:
+    """The Docker host reaches every container address, internal networks included: a Redis on
+    TCP let any local user hold hundreds of unauthenticated connections until it ran out of
+    memory and every shared limit was reset (the stack's second attack pass). Nothing listens
+    on its address now, its socket refuses ids outside the replicas' group, and the replicas
+    still share limits through it (T1499, SC-7, AC-3)."""
+    address = stack.address_on(stack.redis, "backend")
+    for port in (6379, 6380, 16379):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address, port), timeout=5).close()
+    outsider = docker(
+        "exec", "-u", "12345:12345", stack.redis,
+        "redis-cli", "-s", "/run/redis/redis.sock", "ping",
+    )  # fmt: skip
+    assert "PONG" not in outsider.stdout
+    assert "Permission denied" in outsider.stdout + outsider.stderr
+    # The legitimate path: one failure budget shared by every replica, through the socket.
+    assert _failures_passed(stack) == budget(AUTH_FAILURES)
+
+
 def test_redis_refuses_connections_without_the_password(stack: Stack) -> None:
-    """From a replica's own network position: no password, a guessed one or another user's
+    """Through the replicas' socket: no password, a guessed one or another user's
     gets nothing; the real one works but cannot run admin commands; the password is in no
     image, environment or argument list (T1078, T1565.001, T1552.001; IA-2, AC-6)."""
     out = stack.python_in(stack.replicas()[0], REDIS_PROBE)

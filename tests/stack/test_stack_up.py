@@ -49,22 +49,43 @@ def test_stack_up_again_is_idempotent_and_keeps_ca_and_tokens(stack: Stack) -> N
     stack.wait_healthy()
 
 
-ETC_PASSWD = Path("/etc/passwd")
-
-
-def test_stack_up_refuses_while_a_host_account_shares_a_container_uid(stack: Stack) -> None:
-    """A host account with a container's uid could read its secrets through /proc/PID/root
-    (the stack's attack pass read the edge's TLS key as uid 998): `make stack-up` names it and
-    stops before changing anything, and the running stack keeps serving (T1552.001)."""
-    original = ETC_PASSWD.read_bytes()
+@pytest.mark.parametrize(
+    ("table", "line", "named"),
+    [
+        pytest.param(
+            "/etc/passwd",
+            f"pcuidtest:x:{EDGE_UID}:{EDGE_UID}::/nonexistent:/usr/sbin/nologin\n",
+            f"host account pcuidtest has uid {EDGE_UID}",
+            id="account",
+        ),
+        pytest.param(
+            "/etc/subuid",
+            f"pcuidtest:{APP_UID - 1}:8\n",
+            f"/etc/subuid gives pcuidtest the subordinate ids {APP_UID - 1}-{APP_UID + 6}",
+            id="subordinate-ids",
+        ),
+    ],
+)
+def test_stack_up_refuses_while_a_host_account_shares_a_container_uid(
+    stack: Stack, table: str, line: str, named: str
+) -> None:
+    """A host account with a container's uid, or with it among its subordinate ids (a user
+    namespace of its own can run as it), could read its secrets through /proc/PID/root (the
+    attack passes read the edge's TLS key as uid 998, and Redis's password as a bare 10001):
+    `make stack-up` names it and stops before changing anything, and the running stack keeps
+    serving (T1552.001)."""
+    path = Path(table)
+    original = path.read_bytes() if path.exists() else None
     try:
-        account = f"pcuidtest:x:{EDGE_UID}:{EDGE_UID}::/nonexistent:/usr/sbin/nologin\n"
-        ETC_PASSWD.write_bytes(original + account.encode())
+        path.write_bytes((original or b"") + line.encode())
         refused = stack.make("stack-up", timeout=120)
     finally:
-        ETC_PASSWD.write_bytes(original)
+        if original is None:
+            path.unlink()
+        else:
+            path.write_bytes(original)
     assert refused.returncode != 0 and refused.stdout == ""
-    assert f"host account pcuidtest has uid {EDGE_UID}" in refused.stderr
+    assert named in refused.stderr
     assert "STACK_ALLOW_SHARED_UIDS=1" in refused.stderr
     with stack.https(token=stack.first_token) as client:
         assert client.post("/api/v1/calculate", json={"expression": "1+2"}).json()["result"] == 3

@@ -120,11 +120,20 @@ def test_the_ping_probe_reports_what_selection_finds(
     assert not status.available and status.fix
 
 
-def test_unreachable_redis_fails(make_settings: Callable[..., Settings]) -> None:
-    """Redis configured but not answering is a failure (limits would not be shared)."""
-    uri = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_unreachable_redis_fails(
+    transport: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Redis configured but not answering, over TCP or a Unix socket, is a failure (limits
+    would not be shared), and the report does not show its password."""
+    uri = (
+        f"unix://pingcalc:hunter2@{tmp_path}/absent.sock?db=0"
+        if transport == "unix"
+        else f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    )
     finding = _by_check(run_checks(make_settings(rate_limit_storage=uri), UNPRIVILEGED), "redis")[0]
     assert finding.level == "fail" and "hunter2" not in finding.message
+    assert "***" in finding.message
 
 
 @pytest.mark.ping

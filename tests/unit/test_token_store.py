@@ -98,6 +98,27 @@ def test_store_reloads_when_file_changes(tmp_path: Path) -> None:
     assert store.authenticate(second.reveal()) is not None
 
 
+def test_a_rewrite_moves_the_mtime_past_the_replaced_file_even_when_the_clock_does_not(
+    tmp_path: Path,
+) -> None:
+    """Servers reload on a changed (inode, mtime, size). A rename can hand the old inode
+    number to the new file and a revoke-then-create can keep the size, so the mtime must move
+    on even where the clock did not (coarse timestamps, a clock stepped back): else a revoked
+    token stays honoured (the stack's second attack pass)."""
+    path = tmp_path / "tokens.json"
+    _, alice = create_token(path, "alice", ["ping"])
+    store = TokenStore(path)
+    later = time.time_ns() + 3600 * 10**9
+    os.utime(path, ns=(later, later))  # the replaced file is "newer" than the clock
+    assert store.authenticate(alice.reveal()) is not None
+    revoke_token(path, "alice")
+    assert path.stat().st_mtime_ns > later
+    _, bob = create_token(path, "bob", ["ping"])
+    assert path.stat().st_mtime_ns > later + 10**9
+    assert store.authenticate(alice.reveal()) is None
+    assert store.authenticate(bob.reveal()) is not None
+
+
 def test_corrupt_file_keeps_last_good_view(tmp_path: Path) -> None:
     """A half-written tokens file neither locks everyone out nor lets anyone in."""
     path = tmp_path / "tokens.json"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pingcalc.logs import get_logger
+from pingcalc.settings import REDIS_SCHEMES
 
 if TYPE_CHECKING:  # redis is imported only when a redis:// storage is configured (start-up)
     from redis.asyncio import Redis
@@ -47,7 +48,7 @@ def redact_uri(uri: str) -> str:
 
 
 def is_redis_uri(uri: str) -> bool:
-    return uri.startswith(("redis://", "rediss://"))
+    return uri.startswith(REDIS_SCHEMES)
 
 
 class RedisLink:
