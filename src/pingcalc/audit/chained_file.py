@@ -418,15 +418,39 @@ class ChainedFileSink:
             self._close_fd(sync=False)
 
     def _rotate(self) -> None:
-        """Rename the full file to the next `FILE.N`; the chain continues in a fresh file."""
+        """Give the full file the next `FILE.N` name; the chain continues in a fresh file.
+
+        The path is never missing, not even for a moment: the fresh file is made and locked
+        under a hidden name, the full one gets its `.N` name as a second link, and the fresh one
+        is renamed over the path. A writer in another process (a worker) that opens or checks
+        the path at any moment finds a file there, whose lock it then waits for. Renaming the
+        full file away first left a gap in which another writer failed its record (no file) or
+        created a file of its own at the path (two workers, one file: found by the suite).
+        """
         fd = self._fd_now()
         os.fsync(fd)
         older = rotated_paths(self.path)
         number = int(older[-1].name.rsplit(".", 1)[1]) + 1 if older else 1
-        self.path.replace(self.path.with_name(f"{self.path.name}.{number}"))
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        new_fd = os.open(self.path, flags | os.O_NOFOLLOW, FILE_MODE)
-        _lock(new_fd, self.name)
+        full = self.path.with_name(f"{self.path.name}.{number}")
+        fresh = self.path.with_name(f".{self.path.name}.fresh")
+        with contextlib.suppress(FileNotFoundError):
+            fresh.unlink()  # left by a writer that died while rotating (only the holder rotates)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+        new_fd = os.open(fresh, flags, FILE_MODE)
+        linked = False
+        try:
+            _lock(new_fd, self.name)  # no one else knows the file yet: taken at once
+            os.link(self.path, full)
+            linked = True
+            fresh.replace(self.path)
+        except BaseException:
+            os.close(new_fd)
+            with contextlib.suppress(OSError):
+                fresh.unlink()
+            if linked:
+                with contextlib.suppress(OSError):
+                    full.unlink()
+            raise
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
         self._fd = new_fd

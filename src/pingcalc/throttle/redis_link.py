@@ -31,11 +31,14 @@ SwitchObserver = Callable[[str, dict[str, Any]], object]
 
 def with_timeouts(uri: str) -> str:
     """`uri` with socket timeouts added unless it already sets them."""
-    parts = urlsplit(uri)
-    query = dict(parse_qsl(parts.query))
+    # Split by hand: urlunsplit drops the `//` of `unix:///path.sock` (no host), which redis
+    # then refuses as a scheme it does not know.
+    rest, mark, fragment = uri.partition("#")
+    base, _, query_text = rest.partition("?")
+    query = dict(parse_qsl(query_text))
     for key, value in REDIS_TIMEOUT_DEFAULTS.items():
         query.setdefault(key, value)
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    return f"{base}?{urlencode(query)}{mark}{fragment}"
 
 
 def redact_uri(uri: str) -> str:
