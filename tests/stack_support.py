@@ -69,13 +69,18 @@ def free_subnets(count: int) -> list[ipaddress.IPv4Network]:
                 if config.get("Subnet"):
                     used.append(ipaddress.ip_network(config["Subnet"]))
     free: list[ipaddress.IPv4Network] = []
-    for third in range(120, 250):
-        candidate = ipaddress.IPv4Network(f"172.29.{third}.0/24")
+    # Docker hands out its default pools (172.17-31.0.0/16, then 192.168.x.0/20) round-robin,
+    # so any one of them, 172.29.0.0/16 included, can be taken by another project's network
+    # while the suite runs: 10.213.0.0/16, outside those pools, is the fallback.
+    candidates = [f"172.29.{third}.0/24" for third in range(120, 250)]
+    candidates += [f"10.213.{third}.0/24" for third in range(256)]
+    for text in candidates:
+        candidate = ipaddress.IPv4Network(text)
         if not any(candidate.overlaps(u) for u in used if u.version == 4):
             free.append(candidate)
             if len(free) == count:
                 return free
-    raise RuntimeError("no free 172.29.x.0/24 subnet for the test stack")
+    raise RuntimeError("no free /24 subnet for the test stack in 172.29.120-249 or 10.213.x")
 
 
 def ssl_context(ca: Path, version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
