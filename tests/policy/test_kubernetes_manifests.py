@@ -712,6 +712,31 @@ def test_redis_keeps_nothing_on_disk() -> None:
     assert effective(spec, redis, "runAsUser") == REDIS_UID
 
 
+def _megabytes(text: str) -> int:
+    return int(text.removesuffix("mb"))
+
+
+def test_redis_memory_with_every_client_buffer_stays_inside_its_limit() -> None:
+    """maxmemory does not count clients' buffers: data plus the clients' cap must fit the
+    container's memory limit, or many half-sent arguments get Redis OOM-killed and every
+    shared limit reset (T1499; the stack's third attack pass)."""
+    spec = one("Deployment", "pingcalc-redis")["spec"]["template"]["spec"]
+    (redis,) = spec["containers"]
+    args = redis["args"]
+
+    def arg(name: str) -> str:
+        return str(args[args.index(name) + 1])
+
+    limit = redis["resources"]["limits"]["memory"]
+    assert limit.endswith("Mi")
+    assert _megabytes(arg("--client-query-buffer-limit")) == 1
+    assert _megabytes(arg("--proto-max-bulk-len")) == 1
+    assert int(arg("--maxclients")) <= 256
+    data, clients = _megabytes(arg("--maxmemory")), _megabytes(arg("--maxmemory-clients"))
+    # Leave a quarter of the limit for Redis itself, allocator slack and the connections.
+    assert data + clients <= int(limit.removesuffix("Mi")) * 3 // 4
+
+
 # --- network isolation ---------------------------------------------------------------------
 
 

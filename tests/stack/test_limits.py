@@ -188,6 +188,57 @@ def test_redis_has_no_network_listener_and_only_the_replicas_reach_its_socket(
     assert _failures_passed(stack) == budget(AUTH_FAILURES)
 
 
+# From a replica, with the app's password (what code execution in a replica would have): many
+# connections, each half-way through a 1 MB argument, held open. Prints the clients still
+# connected at the end, and whether a fresh connection still answers.
+REDIS_BUFFER_FLOOD = """
+import socket, sys, time, urllib.parse, redis
+uri = open("/run/secrets/pingcalc_rate_limit_storage").read().strip()
+parts = urllib.parse.urlsplit(uri)
+def command(*args):
+    return b"*%d\\r\\n" % len(args) + b"".join(b"$%d\\r\\n%s\\r\\n" % (len(a), a) for a in args)
+head = b"*3\\r\\n$3\\r\\nSET\\r\\n$12\\r\\npingcalc:big\\r\\n$1000000\\r\\n"
+held, cut = [], 0
+for n in range(int(sys.argv[1])):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    try:
+        s.connect(parts.path)
+        s.sendall(command(b"AUTH", parts.username.encode(), parts.password.encode()))
+        s.sendall(head + b"x" * 999000)
+        held.append(s)
+    except OSError:
+        cut += 1
+        s.close()
+time.sleep(2)
+alive = 0
+for s in held:
+    try:
+        s.sendall(b"x")
+        alive += 1
+    except OSError:
+        pass
+print(cut + len(held) - alive, redis.Redis.from_url(uri).ping())
+"""
+
+
+def test_many_half_sent_arguments_cannot_push_redis_out_of_memory(stack: Stack) -> None:
+    """maxmemory does not count clients' buffers: 129 connections each holding a half-sent
+    1 MB argument got Redis OOM-killed and every shared limit reset (third attack pass, with
+    the app's password). Redis now disconnects the biggest buffers past 16 MB in all: it stays
+    up, and the replicas keep sharing their limits (T1499, SC-5)."""
+    before = stack.inspect(stack.redis)["State"]
+    out = stack.python_in(stack.replicas()[0], REDIS_BUFFER_FLOOD, "140", timeout=120)
+    assert out.returncode == 0, out.stderr
+    disconnected, answered = out.stdout.split()
+    assert answered == "True"
+    assert int(disconnected) >= 100, out.stdout  # 140 MB asked for, 16 MB allowed
+    after = stack.inspect(stack.redis)["State"]
+    assert after["OOMKilled"] is False and after["StartedAt"] == before["StartedAt"]
+    METRICS["half-sent 1 MB arguments: connections Redis cut of 140"] = int(disconnected)
+    assert _failures_passed(stack) == budget(AUTH_FAILURES)
+
+
 def test_redis_refuses_connections_without_the_password(stack: Stack) -> None:
     """Through the replicas' socket: no password, a guessed one or another user's
     gets nothing; the real one works but cannot run admin commands; the password is in no
