@@ -11,7 +11,9 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 import httpx
@@ -33,6 +35,15 @@ def process_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINGCALC_")}
     env.update(extra)
     return env
+
+
+def load_script(path: Path) -> ModuleType:
+    """A standalone script (deploy/...: not a package module) imported to test its functions."""
+    spec = spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_pingcalc(

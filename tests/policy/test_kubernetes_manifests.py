@@ -25,6 +25,7 @@ import yaml
 from kubernetes_validate import utils as kv
 
 from pingcalc.settings import Settings
+from tests_support import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "deploy" / "kubernetes"
@@ -688,15 +689,7 @@ def test_redis_secrets_script_makes_matching_hashed_credentials() -> None:
 
 
 def _stack_app_rules() -> str:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "stack_make_secrets", REPO / "deploy" / "stack" / "make_secrets.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    rules: str = module.APP_RULES
+    rules: str = load_script(REPO / "deploy" / "stack" / "make_secrets.py").APP_RULES
     assert rules.startswith("~pingcalc:* -@all ")  # its own keys, nothing by default
     return rules
 
