@@ -110,10 +110,12 @@ class ConnectionRegistry:
         self.open: dict[GuardedProtocol, str | None] = {}
         self.per_client: Counter[str] = Counter()
 
+    def allows(self, address: str | None) -> bool:
+        """Whether this peer may connect at all (`PINGCALC_CONNECT_ALLOW_IPS`)."""
+        return not self.allowed or address in self.allowed
+
     def admit(self, conn: GuardedProtocol, address: str | None) -> bool:
         """Register `conn`, evicting an idle or slow connection if a cap is reached."""
-        if self.allowed and address not in self.allowed:
-            return False
         limits = self.limits
         key = None
         if address is not None and not self.proxies.trusts(address):
@@ -267,11 +269,12 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         address = self.client[0] if self.client else None
+        if not self.registry.allows(address):
+            write_event("connection_refused", client_ip=address, reason="peer_not_allowed")
+            transport.abort()
+            return
         if not self.registry.admit(self, address):
-            # Every connection is being answered (refuse the newcomer rather than queue it),
-            # or this peer may not connect at all.
-            if self.registry.allowed and address not in self.registry.allowed:
-                write_event("connection_refused", client_ip=address, reason="peer_not_allowed")
+            # Every connection is being answered: refuse the newcomer rather than queue it.
             transport.abort()
             return
         self._arm_deadline()
@@ -282,9 +285,7 @@ class GuardedProtocol(HttpToolsProtocol):
         # uvicorn marks only the newest cycle; the one being answered and any queued behind
         # it must learn it too, or they write to a closed transport (a false 500).
         for cycle in (self._running, *(queued for queued, _ in self.pipeline)):
-            if cycle is not None and not cycle.response_complete:
-                cycle.disconnected = True
-                cycle.message_event.set()
+            _tell_gone(cycle)
         super().connection_lost(exc)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
@@ -433,12 +434,10 @@ class GuardedProtocol(HttpToolsProtocol):
             return
         cycle = self.cycle
         answered = cycle is not None and cycle.response_complete and not self._in_head
-        if answered or (cycle is not None and cycle.response_started and not answered):
+        if answered or (cycle is not None and cycle.response_started):
             # This request was already answered (or is being answered): another answer
             # would read as the next request's. Just drop the connection.
-            if cycle is not None and not cycle.response_complete:
-                cycle.disconnected = True
-                cycle.message_event.set()
+            _tell_gone(cycle)
             self._drop()
         else:
             self.transport.write(_raw_problem(status, detail, kind))
@@ -449,8 +448,7 @@ class GuardedProtocol(HttpToolsProtocol):
                 # carries our answer instead of a client disconnect.
                 refused: dict[object, object] = {"status": status, "reason": kind.replace("-", "_")}
                 cycle.scope["extensions"][REFUSED] = refused
-                cycle.disconnected = True
-                cycle.message_event.set()
+                _tell_gone(cycle)
                 return
         write_event(
             "access",
@@ -463,6 +461,14 @@ class GuardedProtocol(HttpToolsProtocol):
             token=None,
             reason=kind.replace("-", "_"),
         )
+
+
+def _tell_gone(cycle: RequestResponseCycle | None) -> None:
+    """An unfinished cycle learns its connection is gone: its app's `receive` answers
+    `http.disconnect` and its sends are dropped."""
+    if cycle is not None and not cycle.response_complete:
+        cycle.disconnected = True
+        cycle.message_event.set()
 
 
 class _Server(uvicorn.Server):
